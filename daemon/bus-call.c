@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus-errors.h"
+#include "bus.h"
+#include "log.h"
+
+/* org.bwcall.Phone1.Call on /org/bwcall/Phone1/Call/<n>: a fallback vtable with a find callback
+ * and a node enumerator, as systemd's logind does for sessions. */
+
+char *bus_call_path(const Call *c) {
+        return g_strdup_printf(BUS_CALL_PREFIX "/%u", c->id);
+}
+
+static Call *call_from_path(BusContext *ctx, const char *path) {
+        const char *suffix;
+        char *end;
+        unsigned long id;
+
+        if (!g_str_has_prefix(path, BUS_CALL_PREFIX "/"))
+                return NULL;
+        suffix = path + strlen(BUS_CALL_PREFIX "/");
+        if (!g_ascii_isdigit(*suffix))
+                return NULL;
+        errno = 0;
+        id = strtoul(suffix, &end, 10);
+        if (errno != 0 || *end || id == 0 || id > UINT32_MAX)
+                return NULL;
+        return phone_find_call(ctx->phone, (unsigned) id);
+}
+
+static int call_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                            void **ret_found, sd_bus_error *error) {
+        Call *c = call_from_path(userdata, path);
+
+        if (!c)
+                return 0;
+        *ret_found = c;
+        return 1;
+}
+
+static int call_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes,
+                                sd_bus_error *error) {
+        BusContext *ctx = userdata;
+        g_autoptr(GPtrArray) calls = phone_get_published_calls(ctx->phone);
+        char **nodes = calloc(calls->len + 1, sizeof(char *));
+
+        if (!nodes)
+                return -ENOMEM;
+        /* sd-bus frees the result with free(): allocate with malloc, not GLib. */
+        for (guint i = 0; i < calls->len; i++) {
+                Call *c = calls->pdata[i];
+                if (asprintf(&nodes[i], BUS_CALL_PREFIX "/%u", c->id) < 0) {
+                        for (guint j = 0; j < i; j++)
+                                free(nodes[j]);
+                        free(nodes);
+                        return -ENOMEM;
+                }
+        }
+        *ret_nodes = nodes;
+        return 0;
+}
+
+/* sd-bus hands the getter userdata + offset; "b" needs an int on the wire, our fields are bool. */
+static int property_get_bool_field(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", (int) *(bool *) userdata);
+}
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        return sd_bus_message_append(reply, "s", call_state_to_string(c->state));
+}
+
+static int property_get_direction(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        return sd_bus_message_append(reply, "s", call_direction_to_string(c->direction));
+}
+
+static int property_get_cause(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        return sd_bus_message_append(reply, "s", c->cause ? c->cause : "");
+}
+
+static int property_get_duration(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        return sd_bus_message_append(reply, "u", call_get_duration(c));
+}
+
+static int property_get_stats(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        g_autoptr(GVariant) stats = NULL;
+        GVariantIter iter;
+        const char *key;
+        GVariant *value;
+        int r;
+
+        stats = c->media ? g_variant_ref_sink(media_get_stats(c->media)) : NULL;
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        if (stats) {
+                g_variant_iter_init(&iter, stats);
+                while (g_variant_iter_loop(&iter, "{&sv}", &key, &value)) {
+                        /* Only the simple types the contract documents. */
+                        if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+                                r = sd_bus_message_append(reply, "{sv}", key, "s", g_variant_get_string(value, NULL));
+                        else if (g_variant_is_of_type(value, G_VARIANT_TYPE_UINT64))
+                                r = sd_bus_message_append(reply, "{sv}", key, "t", g_variant_get_uint64(value));
+                        else if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT64))
+                                r = sd_bus_message_append(reply, "{sv}", key, "x", g_variant_get_int64(value));
+                        else if (g_variant_is_of_type(value, G_VARIANT_TYPE_DOUBLE))
+                                r = sd_bus_message_append(reply, "{sv}", key, "d", g_variant_get_double(value));
+                        else if (g_variant_is_of_type(value, G_VARIANT_TYPE_UINT32))
+                                r = sd_bus_message_append(reply, "{sv}", key, "u", g_variant_get_uint32(value));
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_hangup(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        int r;
+
+        r = call_hangup(c);
+        if (r < 0)
+                return bus_error_set_errno(error, r, "Call %u is already %s.", c->id, call_state_to_string(c->state));
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_mute(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        int mute, r;
+
+        r = sd_bus_message_read(m, "b", &mute);
+        if (r < 0)
+                return r;
+        r = call_set_muted(c, mute);
+        if (r < 0)
+                return bus_error_set_errno(error, r, "Call %u is %s.", c->id, call_state_to_string(c->state));
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static const sd_bus_vtable call_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Direction", "s", property_get_direction, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Number", "s", NULL, offsetof(Call, number), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("LocalHold", "b", property_get_bool_field, offsetof(Call, local_hold),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RemoteHold", "b", property_get_bool_field, offsetof(Call, remote_hold),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Muted", "b", property_get_bool_field, offsetof(Call, muted),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Cause", "s", property_get_cause, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("SipCode", "u", NULL, offsetof(Call, sip_code), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StartTime", "t", NULL, offsetof(Call, start_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Duration", "u", property_get_duration, 0, 0),
+        SD_BUS_PROPERTY("Stats", "a{sv}", property_get_stats, 0, 0),
+        SD_BUS_METHOD("Hangup", NULL, NULL, method_hangup, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Mute", SD_BUS_ARGS("b", mute), SD_BUS_NO_RESULT, method_mute,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("StateChanged", SD_BUS_ARGS("s", old, "s", new, "s", cause), 0),
+        SD_BUS_VTABLE_END,
+};
+
+int bus_call_register(BusContext *ctx) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(ctx->bus, NULL, BUS_CALL_PREFIX, BUS_CALL_INTERFACE, call_vtable,
+                                       call_object_find, ctx);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the Call objects: %m");
+        r = sd_bus_add_node_enumerator(ctx->bus, NULL, BUS_CALL_PREFIX, call_node_enumerator, ctx);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the Call enumerator: %m");
+        return 0;
+}
+
+void bus_call_emit_added(BusContext *ctx, Call *c) {
+        g_autofree char *path = bus_call_path(c);
+        int r;
+
+        r = sd_bus_emit_interfaces_added(ctx->bus, path, BUS_CALL_INTERFACE, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit InterfacesAdded for %s: %m", path);
+        r = sd_bus_emit_signal(ctx->bus, BUS_PHONE_PATH, BUS_PHONE_INTERFACE, "CallAdded", "o", path);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit CallAdded: %m");
+}
+
+void bus_call_emit_removed(BusContext *ctx, Call *c) {
+        g_autofree char *path = bus_call_path(c);
+        int r;
+
+        r = sd_bus_emit_interfaces_removed(ctx->bus, path, BUS_CALL_INTERFACE, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit InterfacesRemoved for %s: %m", path);
+        r = sd_bus_emit_signal(ctx->bus, BUS_PHONE_PATH, BUS_PHONE_INTERFACE, "CallRemoved", "o", path);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit CallRemoved: %m");
+}
+
+void bus_call_emit_state_changed(BusContext *ctx, Call *c, CallState old, CallState new) {
+        g_autofree char *path = bus_call_path(c);
+        int r;
+
+        r = sd_bus_emit_signal(ctx->bus, path, BUS_CALL_INTERFACE, "StateChanged", "sss",
+                               call_state_to_string(old), call_state_to_string(new),
+                               new == CALL_STATE_TERMINATED && c->cause ? c->cause : "");
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit StateChanged for %s: %m", path);
+}
+
+void bus_call_emit_changed(BusContext *ctx, Call *c, const char *const *properties) {
+        g_autofree char *path = bus_call_path(c);
+        int r;
+
+        r = sd_bus_emit_properties_changed_strv(ctx->bus, path, BUS_CALL_INTERFACE, (char **) properties);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit PropertiesChanged for %s: %m", path);
+}

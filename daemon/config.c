@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "config.h"
+#include "log.h"
+
+typedef struct NetworkPreset {
+        const char *name;
+        const char *server;
+        const char *domain;
+        const char *token_endpoint;
+} NetworkPreset;
+
+/* From dev.bandwidth.com (reference/gateway-protocol.md §1 and §9). */
+static const NetworkPreset presets[] = {
+        { "us", "wss://gw.webrtc-app.bandwidth.com:10081", "gw.webrtc-app.bandwidth.com",
+          "https://id.bandwidth.com/api/v1/oauth2/token" },
+        { "global", "wss://sbc.webrtc-app.bandwidth.com:10081", "sbc.webrtc-app.bandwidth.com",
+          "https://id.voxbone.com/api/v1/oauth2/token" },
+};
+
+static const char *const token_mode_names[_TOKEN_MODE_MAX] = {
+        [TOKEN_MODE_CLIENT_CREDENTIALS] = "client-credentials",
+        [TOKEN_MODE_EXTERNAL] = "external",
+};
+
+const char *token_mode_to_string(TokenMode m) {
+        return m >= 0 && m < _TOKEN_MODE_MAX ? token_mode_names[m] : NULL;
+}
+
+int token_mode_from_string(const char *s) {
+        for (int i = 0; i < _TOKEN_MODE_MAX; i++)
+                if (g_strcmp0(s, token_mode_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+Config *config_new(void) {
+        Config *c = g_new0(Config, 1);
+
+        c->display_name = g_strdup("");
+        c->user_agent = g_strdup("JsSIP 3.10.0"); /* what the SDK sends (gateway-protocol.md §3) */
+        c->token_mode = TOKEN_MODE_CLIENT_CREDENTIALS;
+        c->token_timeout_ms = 10000;
+        c->latency_ms = 40; /* platform-notes §1: 200 ms default adds to mouth-to-ear delay */
+        c->auto_connect = true;
+        c->call_linger_ms = 2000;
+        c->connect_timeout_ms = 10000;
+        return c;
+}
+
+Config *config_free(Config *c) {
+        if (!c)
+                return NULL;
+        g_free(c->network);
+        g_strfreev(c->servers);
+        g_free(c->domain);
+        g_free(c->caller_id);
+        g_free(c->display_name);
+        g_free(c->user_agent);
+        g_free(c->ca_file);
+        g_free(c->token_endpoint);
+        g_free(c->credentials_file);
+        g_strfreev(c->ice_addresses);
+        g_strfreev(c->stun_servers);
+        g_free(c->input);
+        g_free(c->output);
+        g_free(c);
+        return NULL;
+}
+
+char *config_default_path(void) {
+        return g_build_filename(g_get_user_config_dir(), "bwcall", "bwcall.conf", NULL);
+}
+
+/* One table drives both parsing and the unknown-key check. */
+typedef enum ValueType { VT_STRING, VT_STRV, VT_BOOL, VT_UINT, VT_TOKEN_MODE } ValueType;
+
+typedef struct ConfigKey {
+        const char *group;
+        const char *key;
+        ValueType type;
+        size_t offset;
+} ConfigKey;
+
+static const ConfigKey config_keys[] = {
+        { "Network", "Preset", VT_STRING, offsetof(Config, network) },
+        { "Network", "Servers", VT_STRV, offsetof(Config, servers) },
+        { "Network", "Domain", VT_STRING, offsetof(Config, domain) },
+        { "Network", "CAFile", VT_STRING, offsetof(Config, ca_file) },
+        { "Network", "UserAgent", VT_STRING, offsetof(Config, user_agent) },
+        { "Network", "ConnectTimeoutMSec", VT_UINT, offsetof(Config, connect_timeout_ms) },
+        { "Network", "AutoConnect", VT_BOOL, offsetof(Config, auto_connect) },
+        { "Account", "CallerId", VT_STRING, offsetof(Config, caller_id) },
+        { "Account", "DisplayName", VT_STRING, offsetof(Config, display_name) },
+        { "Token", "Mode", VT_TOKEN_MODE, offsetof(Config, token_mode) },
+        { "Token", "Endpoint", VT_STRING, offsetof(Config, token_endpoint) },
+        { "Token", "CredentialsFile", VT_STRING, offsetof(Config, credentials_file) },
+        { "Token", "TimeoutMSec", VT_UINT, offsetof(Config, token_timeout_ms) },
+        { "Media", "IceAddresses", VT_STRV, offsetof(Config, ice_addresses) },
+        { "Media", "UPnP", VT_BOOL, offsetof(Config, upnp) },
+        { "Media", "StunServers", VT_STRV, offsetof(Config, stun_servers) },
+        { "Media", "LatencyMSec", VT_UINT, offsetof(Config, latency_ms) },
+        { "Media", "Input", VT_STRING, offsetof(Config, input) },
+        { "Media", "Output", VT_STRING, offsetof(Config, output) },
+        { "Calls", "LingerMSec", VT_UINT, offsetof(Config, call_linger_ms) },
+};
+
+static const ConfigKey *config_key_find(const char *group, const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (strcmp(config_keys[i].group, group) == 0 && strcmp(config_keys[i].key, key) == 0)
+                        return &config_keys[i];
+        return NULL;
+}
+
+static int config_set_key(Config *c, GKeyFile *kf, const char *path, const ConfigKey *k) {
+        g_autoptr(GError) error = NULL;
+        void *field = (char *) c + k->offset;
+
+        switch (k->type) {
+        case VT_STRING: {
+                char *v = g_key_file_get_string(kf, k->group, k->key, &error);
+                if (!v)
+                        break;
+                g_strstrip(v);
+                g_free(*(char **) field);
+                *(char **) field = v;
+                return 0;
+        }
+        case VT_STRV: {
+                gsize n = 0;
+                char **v = g_key_file_get_string_list(kf, k->group, k->key, &n, &error);
+                if (!v)
+                        break;
+                for (gsize i = 0; i < n; i++)
+                        g_strstrip(v[i]);
+                g_strfreev(*(char ***) field);
+                *(char ***) field = v;
+                return 0;
+        }
+        case VT_BOOL: {
+                gboolean v = g_key_file_get_boolean(kf, k->group, k->key, &error);
+                if (error)
+                        break;
+                *(bool *) field = v;
+                return 0;
+        }
+        case VT_UINT: {
+                g_autofree char *s = g_key_file_get_string(kf, k->group, k->key, &error);
+                char *end = NULL;
+                guint64 v;
+
+                if (!s)
+                        break;
+                errno = 0;
+                v = g_ascii_strtoull(g_strstrip(s), &end, 10);
+                if (errno != 0 || !end || *end || !*s || v > 3600000)
+                        return log_error_errno(-EINVAL, "%s: [%s] %s=%s is not a number in 0…3600000.",
+                                               path, k->group, k->key, s);
+                *(unsigned *) field = (unsigned) v;
+                return 0;
+        }
+        case VT_TOKEN_MODE: {
+                g_autofree char *s = g_key_file_get_string(kf, k->group, k->key, &error);
+                int m;
+
+                if (!s)
+                        break;
+                m = token_mode_from_string(g_strstrip(s));
+                if (m < 0)
+                        return log_error_errno(-EINVAL,
+                                               "%s: [%s] %s=%s: expected client-credentials or external.",
+                                               path, k->group, k->key, s);
+                *(TokenMode *) field = (TokenMode) m;
+                return 0;
+        }
+        }
+        return log_error_errno(-EINVAL, "%s: [%s] %s: %s", path, k->group, k->key,
+                               error ? error->message : "invalid value");
+}
+
+int config_load_file(Config *c, const char *path, bool required) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_autoptr(GError) error = NULL;
+        g_auto(GStrv) groups = NULL;
+        int r;
+
+        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &error)) {
+                if (!required && g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+                        return 0;
+                return log_error_errno(-EINVAL, "Failed to read configuration %s: %s", path, error->message);
+        }
+
+        groups = g_key_file_get_groups(kf, NULL);
+        for (char **g = groups; *g; g++) {
+                g_auto(GStrv) keys = g_key_file_get_keys(kf, *g, NULL, NULL);
+
+                for (char **k = keys; k && *k; k++) {
+                        const ConfigKey *ck = config_key_find(*g, *k);
+
+                        if (!ck) {
+                                /* Secrets must never live in the main config. */
+                                if (g_str_has_prefix(*k, "Client"))
+                                        return log_error_errno(-EINVAL,
+                                                               "%s: [%s] %s: client credentials do not belong in the "
+                                                               "configuration file; use CredentialsFile= or systemd "
+                                                               "credentials.", path, *g, *k);
+                                log_warning("%s: unknown setting [%s] %s, ignoring.", path, *g, *k);
+                                continue;
+                        }
+                        r = config_set_key(c, kf, path, ck);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+int config_finalize(Config *c) {
+        const NetworkPreset *preset = NULL;
+
+        if (c->network && *c->network) {
+                for (size_t i = 0; i < ELEMENTSOF(presets); i++)
+                        if (strcmp(presets[i].name, c->network) == 0)
+                                preset = &presets[i];
+                if (!preset)
+                        return log_error_errno(-EINVAL, "Unknown network preset '%s' (expected 'us' or 'global').",
+                                               c->network);
+                if (!c->servers || !c->servers[0]) {
+                        g_strfreev(c->servers);
+                        c->servers = g_new0(char *, 2);
+                        c->servers[0] = g_strdup(preset->server);
+                }
+                if (!c->domain || !*c->domain) {
+                        g_free(c->domain);
+                        c->domain = g_strdup(preset->domain);
+                }
+                if (!c->token_endpoint || !*c->token_endpoint) {
+                        g_free(c->token_endpoint);
+                        c->token_endpoint = g_strdup(preset->token_endpoint);
+                }
+        }
+
+        if (!c->servers || !c->servers[0])
+                return log_error_errno(-EINVAL, "No gateway configured: set [Network] Preset= or Servers=.");
+        for (char **s = c->servers; *s; s++)
+                if (!g_str_has_prefix(*s, "wss://") && !g_str_has_prefix(*s, "ws://"))
+                        return log_error_errno(-EINVAL, "Gateway URL '%s' is not a ws:// or wss:// URL.", *s);
+        if (!c->domain || !*c->domain)
+                return log_error_errno(-EINVAL, "No SIP domain configured: set [Network] Domain=.");
+        if (!c->caller_id || !*c->caller_id)
+                return log_error_errno(-EINVAL, "No caller id configured: set [Account] CallerId=.");
+        if (c->token_mode == TOKEN_MODE_CLIENT_CREDENTIALS && (!c->token_endpoint || !*c->token_endpoint))
+                return log_error_errno(-EINVAL, "Token mode client-credentials needs [Token] Endpoint=.");
+        if (c->ca_file && *c->ca_file && !g_path_is_absolute(c->ca_file)) {
+                /* glib-networking refuses relative anchor paths (platform-notes §5). */
+                char *abs = g_canonicalize_filename(c->ca_file, NULL);
+                g_free(c->ca_file);
+                c->ca_file = abs;
+        }
+        return 0;
+}
+
+Credentials *credentials_free(Credentials *cr) {
+        if (!cr)
+                return NULL;
+        if (cr->client_id)
+                explicit_bzero(cr->client_id, strlen(cr->client_id));
+        if (cr->client_secret)
+                explicit_bzero(cr->client_secret, strlen(cr->client_secret));
+        g_free(cr->client_id);
+        g_free(cr->client_secret);
+        g_free(cr);
+        return NULL;
+}
+
+static void wipe_free(char *s) {
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                g_free(s);
+        }
+}
+
+/* Reads a small secret file, checking ownership-independent permission bits on the open fd. */
+static int read_secret_file(const char *path, bool check_mode, char **ret) {
+        g_autoptr(GError) error = NULL;
+        struct stat st;
+        char *contents = NULL;
+        gsize len = 0;
+        int fd;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return log_error_errno(-errno, "Failed to open credentials %s: %m", path);
+        if (fstat(fd, &st) < 0) {
+                int r = -errno;
+                close(fd);
+                return log_error_errno(r, "Failed to stat credentials %s: %m", path);
+        }
+        close(fd);
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(-EINVAL, "Credentials %s is not a regular file.", path);
+        if (check_mode && (st.st_mode & 0077))
+                return log_error_errno(-EPERM,
+                                       "Refusing credentials file %s: it is readable by group or others "
+                                       "(mode %04o); run chmod 600 on it.", path, (unsigned) (st.st_mode & 07777));
+        if (st.st_size > 64 * 1024)
+                return log_error_errno(-EFBIG, "Credentials file %s is too large.", path);
+        if (!g_file_get_contents(path, &contents, &len, &error))
+                return log_error_errno(-EIO, "Failed to read credentials %s: %s", path, error->message);
+        *ret = contents;
+        return 0;
+}
+
+static char *dup_trimmed(const char *s) {
+        return g_strstrip(g_strdup(s));
+}
+
+int credentials_load(const Config *c, Credentials **ret) {
+        _cleanup_(credentials_freep) Credentials *cr = g_new0(Credentials, 1);
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        int r;
+
+        if (dir && *dir) {
+                g_autofree char *id_path = g_build_filename(dir, "client-id", NULL);
+                g_autofree char *secret_path = g_build_filename(dir, "client-secret", NULL);
+
+                if (g_file_test(id_path, G_FILE_TEST_EXISTS)) {
+                        char *id = NULL, *secret = NULL;
+
+                        /* systemd already made these private to the service; no mode check. */
+                        r = read_secret_file(id_path, false, &id);
+                        if (r < 0)
+                                return r;
+                        r = read_secret_file(secret_path, false, &secret);
+                        if (r < 0) {
+                                wipe_free(id);
+                                return r;
+                        }
+                        cr->client_id = dup_trimmed(id);
+                        cr->client_secret = dup_trimmed(secret);
+                        wipe_free(id);
+                        wipe_free(secret);
+                }
+        }
+
+        if (!cr->client_id && c->credentials_file && *c->credentials_file) {
+                char *contents = NULL;
+                g_auto(GStrv) lines = NULL;
+
+                r = read_secret_file(c->credentials_file, true, &contents);
+                if (r < 0)
+                        return r;
+                lines = g_strsplit(contents, "\n", -1);
+                wipe_free(contents);
+                for (char **l = lines; *l; l++) {
+                        char *eq = strchr(*l, '=');
+                        if (!eq)
+                                continue;
+                        *eq = '\0';
+                        g_strstrip(*l);
+                        if (strcmp(*l, "client_id") == 0) {
+                                g_free(cr->client_id);
+                                cr->client_id = dup_trimmed(eq + 1);
+                        } else if (strcmp(*l, "client_secret") == 0) {
+                                wipe_free(cr->client_secret);
+                                cr->client_secret = dup_trimmed(eq + 1);
+                        }
+                }
+                for (char **l = lines; *l; l++)
+                        explicit_bzero(*l, strlen(*l));
+        }
+
+        if (!cr->client_id || !*cr->client_id || !cr->client_secret || !*cr->client_secret)
+                return log_error_errno(-ENOKEY,
+                                       "No client credentials: provide client-id/client-secret via systemd "
+                                       "LoadCredential= or [Token] CredentialsFile= with client_id= and "
+                                       "client_secret= lines.");
+        *ret = TAKE_PTR(cr);
+        return 0;
+}

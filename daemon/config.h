@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+/* bwcalld configuration: $XDG_CONFIG_HOME/bwcall/bwcall.conf (INI, GKeyFile) overridden by the
+ * command line. Network presets fill the gateway URL, SIP domain and token endpoint from the
+ * public Bandwidth docs. Secrets are never part of Config: see Credentials below. */
+
+typedef enum TokenMode {
+        TOKEN_MODE_CLIENT_CREDENTIALS, /* bwcalld POSTs to the OAuth token endpoint */
+        TOKEN_MODE_EXTERNAL,           /* pushed with SetOAuthToken() */
+        _TOKEN_MODE_MAX,
+} TokenMode;
+
+typedef struct Config {
+        char *network;          /* "us", "global" or NULL (everything given explicitly) */
+        char **servers;         /* gateway WebSocket URLs, NULL-terminated */
+        char *domain;           /* SIP domain */
+        char *caller_id;        /* our number, E.164 with '+' */
+        char *display_name;     /* From display name, may be "" */
+        char *user_agent;       /* User-Agent header */
+        char *ca_file;          /* extra trust anchors (PEM) for wss:// and https://; NULL = system */
+
+        TokenMode token_mode;
+        char *token_endpoint;   /* https://.../api/v1/oauth2/token */
+        char *credentials_file; /* client_id=/client_secret= file, refused if group/world readable */
+        unsigned token_timeout_ms;
+
+        char **ice_addresses;   /* libnice local addresses; NULL = all interfaces */
+        bool upnp;
+        char **stun_servers;
+        unsigned latency_ms;
+        char *input;            /* PipeWire node name of the microphone; NULL = default */
+        char *output;           /* PipeWire node name of the speaker; NULL = default */
+
+        bool auto_connect;      /* Connect() at start-up */
+        unsigned call_linger_ms;/* terminated call objects stay on the bus this long */
+        unsigned connect_timeout_ms;
+} Config;
+
+Config *config_new(void);
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/* Loads an INI file over c. A missing file is fine when !required. Unknown keys are warned
+ * about, bad values are errors (-EINVAL) with a log line naming file, group and key. */
+int config_load_file(Config *c, const char *path, bool required);
+
+/* Applies the network preset to every value that is still unset, then checks that what a call
+ * needs is there. Returns -EINVAL with a log line naming the missing setting. */
+int config_finalize(Config *c);
+
+/* Path of the default config file ($XDG_CONFIG_HOME/bwcall/bwcall.conf). */
+char *config_default_path(void);
+
+const char *token_mode_to_string(TokenMode m);
+int token_mode_from_string(const char *s);
+
+/* Client credentials for TOKEN_MODE_CLIENT_CREDENTIALS. Read from $CREDENTIALS_DIRECTORY
+ * (systemd LoadCredential=: files "client-id" and "client-secret") or from the configured
+ * credentials file (lines "client_id=..." and "client_secret=..."), which is refused when
+ * group- or world-readable. Wiped from memory on free. */
+typedef struct Credentials {
+        char *client_id;
+        char *client_secret;
+} Credentials;
+
+int credentials_load(const Config *c, Credentials **ret);
+Credentials *credentials_free(Credentials *cr);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Credentials *, credentials_free);
