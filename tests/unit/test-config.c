@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "config.h"
+#include "phone.h"
+
+static char *write_file(const char *dir, const char *name, const char *text, mode_t mode) {
+        char *path = g_build_filename(dir, name, NULL);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        close(fd);
+        assert_int_equal(chmod(path, mode), 0);
+        return path;
+}
+
+static void test_presets(void **state) {
+        g_autofree char *dir = g_dir_make_tmp("bwcall-config-XXXXXX", NULL);
+        g_autofree char *path = write_file(dir, "bwcall.conf",
+                                           "[Network]\nPreset=global\n[Account]\nCallerId=+15551230000\n", 0644);
+        Config *c = config_new();
+
+        assert_int_equal(config_load_file(c, path, true), 0);
+        assert_int_equal(config_finalize(c), 0);
+        assert_string_equal(c->servers[0], "wss://sbc.webrtc-app.bandwidth.com:10081");
+        assert_string_equal(c->domain, "sbc.webrtc-app.bandwidth.com");
+        assert_string_equal(c->token_endpoint, "https://id.voxbone.com/api/v1/oauth2/token");
+        config_free(c);
+
+        /* Explicit values win over the preset. */
+        c = config_new();
+        g_free(path);
+        path = write_file(dir, "bwcall.conf",
+                          "[Network]\nPreset=us\nServers=wss://localhost:1/\nDomain=example.org\n"
+                          "[Account]\nCallerId=+15551230000\n[Token]\nEndpoint=https://localhost:2/t\n", 0644);
+        assert_int_equal(config_load_file(c, path, true), 0);
+        assert_int_equal(config_finalize(c), 0);
+        assert_string_equal(c->servers[0], "wss://localhost:1/");
+        assert_string_equal(c->domain, "example.org");
+        assert_string_equal(c->token_endpoint, "https://localhost:2/t");
+        config_free(c);
+        g_unlink(path);
+        g_rmdir(dir);
+}
+
+static void test_bad_config(void **state) {
+        g_autofree char *dir = g_dir_make_tmp("bwcall-config-XXXXXX", NULL);
+        static const char *const bad[] = {
+                "[Network]\nPreset=mars\n[Account]\nCallerId=+1555\n",           /* unknown preset */
+                "[Network]\nServers=http://x/\nDomain=d\n[Account]\nCallerId=+1\n", /* not ws */
+                "[Network]\nPreset=us\n",                                        /* no caller id */
+                "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nMode=magic\n",
+                "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Media]\nLatencyMSec=-5\n",
+                "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nClientSecret=oops\n",
+                "this is not an ini file",
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autofree char *path = write_file(dir, "bad.conf", bad[i], 0644);
+                Config *c = config_new();
+                int r = config_load_file(c, path, true);
+                if (r >= 0)
+                        r = config_finalize(c);
+                assert_int_equal(r, -EINVAL);
+                config_free(c);
+                g_unlink(path);
+        }
+        /* A missing optional file is fine, a missing required one is not. */
+        Config *c = config_new();
+        assert_int_equal(config_load_file(c, "/nonexistent/bwcall.conf", false), 0);
+        assert_int_equal(config_load_file(c, "/nonexistent/bwcall.conf", true), -EINVAL);
+        config_free(c);
+        g_rmdir(dir);
+}
+
+static void test_credentials(void **state) {
+        g_autofree char *dir = g_dir_make_tmp("bwcall-cred-XXXXXX", NULL);
+        g_autofree char *good = write_file(dir, "good", "client_id=abc\nclient_secret= s3cret \n", 0600);
+        g_autofree char *open_file = write_file(dir, "open", "client_id=abc\nclient_secret=s3cret\n", 0644);
+        g_autofree char *partial = write_file(dir, "partial", "client_id=abc\n", 0600);
+        Config *c = config_new();
+        Credentials *cr = NULL;
+
+        unsetenv("CREDENTIALS_DIRECTORY");
+        c->credentials_file = g_strdup(good);
+        assert_int_equal(credentials_load(c, &cr), 0);
+        assert_string_equal(cr->client_id, "abc");
+        assert_string_equal(cr->client_secret, "s3cret");
+        cr = credentials_free(cr);
+
+        g_free(c->credentials_file);
+        c->credentials_file = g_strdup(open_file);
+        assert_int_equal(credentials_load(c, &cr), -EPERM); /* group/world readable: refused */
+        assert_null(cr);
+
+        g_free(c->credentials_file);
+        c->credentials_file = g_strdup(partial);
+        assert_int_equal(credentials_load(c, &cr), -ENOKEY);
+
+        /* systemd credentials win. */
+        {
+                g_autofree char *id = write_file(dir, "client-id", "from-systemd\n", 0400);
+                g_autofree char *secret = write_file(dir, "client-secret", "sd-secret", 0400);
+                setenv("CREDENTIALS_DIRECTORY", dir, 1);
+                assert_int_equal(credentials_load(c, &cr), 0);
+                assert_string_equal(cr->client_id, "from-systemd");
+                assert_string_equal(cr->client_secret, "sd-secret");
+                cr = credentials_free(cr);
+                unsetenv("CREDENTIALS_DIRECTORY");
+                g_unlink(id);
+                g_unlink(secret);
+        }
+        config_free(c);
+        g_unlink(good);
+        g_unlink(open_file);
+        g_unlink(partial);
+        g_rmdir(dir);
+}
+
+static void test_number(void **state) {
+        static const struct {
+                const char *in, *out;
+        } good[] = {
+                { "+15550001000", "+15550001000" },
+                { "15550001000", "+15550001000" }, /* the SDK's makeCall adds '+' */
+                { "+1 (555) 000-1000", "+15550001000" },
+                { "+1.555.000.1000", "+15550001000" },
+                { "44", "+44" },
+        };
+        static const char *const bad[] = { "", "+", "abc", "+1555abc", "1234567890123456", "+1;x=y",
+                                           "+1555000\n1000", "++15550001000", "1+5" };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+                g_autofree char *out = NULL, *message = NULL;
+                assert_int_equal(phone_normalize_number(good[i].in, &out, &message), 0);
+                assert_string_equal(out, good[i].out);
+        }
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autofree char *out = NULL, *message = NULL;
+                assert_int_equal(phone_normalize_number(bad[i], &out, &message), -EINVAL);
+                assert_non_null(message);
+                assert_null(out);
+        }
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_presets),
+                cmocka_unit_test(test_bad_config),
+                cmocka_unit_test(test_credentials),
+                cmocka_unit_test(test_number),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
