@@ -10,7 +10,7 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$top"
 
 PACKAGES=(meson ninja-build pkg-config gcc libc6-dev python3 openssl ca-certificates
-          libglib2.0-dev libsystemd-dev systemd dbus dbus-daemon
+          libglib2.0-dev libglib2.0-bin libsystemd-dev systemd dbus dbus-daemon
           libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
           libnice-dev gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
           gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-pipewire

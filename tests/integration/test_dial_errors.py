@@ -10,10 +10,11 @@ import bwtest
 from bwtest import check, first, TestFailure
 
 
-def dbus_send(env, *args):
-    """A second, independent D-Bus client (dbus-send) so errors are checked by their names."""
-    return subprocess.run(["dbus-send", "--session", "--print-reply", "--dest=org.bwcall.Phone1",
-                           "/org/bwcall/Phone1", *args], env=env.env, capture_output=True, text=True, timeout=30)
+def gdbus(env, method, *args):
+    """A second, independent D-Bus client (GLib's gdbus) so errors are checked by their names."""
+    return subprocess.run(["gdbus", "call", "--session", "--dest", "org.bwcall.Phone1", "--object-path",
+                           "/org/bwcall/Phone1", "--method", method, *args],
+                          env=env.env, capture_output=True, text=True, timeout=30)
 
 
 def still_serving(env):
@@ -31,16 +32,16 @@ def case_invalid_number(env):
         check(r.returncode == 1, f"dial {bad!r} fails with exit code 1 (got {r.returncode})")
         check("org.bwcall.Phone1.Error.InvalidNumber" in r.stdout and r.stderr.strip(),
               f"dial {bad!r}: InvalidNumber with a message: {r.stderr.strip()}")
-    r = dbus_send(env, "org.bwcall.Phone1.Dial", "string:letters", "dict:string:variant:")
-    check("org.bwcall.Phone1.Error.InvalidNumber" in r.stderr, f"dbus-send Dial('letters'): {r.stderr.strip()}")
+    r = gdbus(env, "org.bwcall.Phone1.Dial", "letters", "{}")
+    check("org.bwcall.Phone1.Error.InvalidNumber" in r.stderr, f"gdbus Dial('letters'): {r.stderr.strip()}")
     # Wrong argument types are refused by the bus layer with InvalidArgs.
-    r = dbus_send(env, "org.bwcall.Phone1.Dial", "int32:5")
+    r = gdbus(env, "org.bwcall.Phone1.Dial", "5")
     check(r.returncode != 0 and "InvalidArgs" in r.stderr, f"Dial(int32) → InvalidArgs: {r.stderr.strip()}")
     r = subprocess.run(["busctl", "--user", "call", "org.bwcall.Phone1", "/org/bwcall/Phone1", "org.bwcall.Phone1",
                         "Dial", "sa{sv}", "+15550001000", "1", "bogus", "s", "x"],
                        env=env.env, capture_output=True, text=True, timeout=30)
     check(r.returncode != 0 and "Unknown Dial option" in r.stderr, f"unknown Dial option refused: {r.stderr.strip()}")
-    r = dbus_send(env, "org.bwcall.Phone1.SetOAuthToken", "string:not-a-jwt")
+    r = gdbus(env, "org.bwcall.Phone1.SetOAuthToken", "not-a-jwt")
     check(r.returncode != 0 and "not a JWT" in r.stderr, f"SetOAuthToken('not-a-jwt') refused: {r.stderr.strip()}")
     still_serving(env)
 
