@@ -1,0 +1,760 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* bwcall: the command line client of bwcalld. Every verb maps onto one method or property of
+ * org.bwcall.Phone1 (dbus/org.bwcall.Phone1.xml); dial and monitor live in their own files. */
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bwcall.h"
+#include "log.h"
+#include "output.h"
+
+#define FIELD_WIDTH 14
+#define TOKEN_MAX 16384
+
+bool arg_json = false;
+uint64_t arg_timeout_usec = 0;
+const char *arg_wait_state = NULL;
+bool arg_no_wait = false;
+bool arg_follow = false;
+bool arg_stats = false;
+
+static const char usage_text[] =
+        "Usage: bwcall [OPTIONS...] VERB [ARGS...]\n"
+        "Verbs: status | connect | disconnect | dial NUMBER | hangup [CALL] | hangup-all |\n"
+        "       mute [CALL] | unmute [CALL] | calls | monitor | token set TOKEN|-\n"
+        "See 'bwcall --help'.\n";
+
+static void help(void) {
+        printf("bwcall [OPTIONS...] VERB [ARGS...]\n\n"
+               "Control bwcalld, the Bandwidth In-App Calling daemon, over the user bus.\n\n"
+               "Phone:\n"
+               "  status                 Show the phone: state, gateway, caller ID, token state\n"
+               "  connect                Open the connection to the gateway\n"
+               "  disconnect             End every call and close the connection\n"
+               "  token set TOKEN|-      Hand the daemon an OAuth token ('-': read it from stdin,\n"
+               "                         which keeps it out of ps)\n"
+               "  monitor                Print every signal of bwcalld as it happens\n\n"
+               "Calls (CALL: a call number N, its object path, or nothing for the only call up):\n"
+               "  dial NUMBER            Call NUMBER and follow it until it is active\n"
+               "  hangup [CALL]          End a call\n"
+               "  hangup-all             End every call\n"
+               "  mute [CALL]            Stop sending microphone audio\n"
+               "  unmute [CALL]          Resume sending microphone audio\n"
+               "  calls                  List the calls and their properties\n\n"
+               "Options:\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show the version\n"
+               "     --json              Print JSON (one object per line); errors as\n"
+               "                         {\"error\":NAME,\"message\":TEXT}\n"
+               "     --timeout SEC       Give up on replies and dial waits after SEC seconds;\n"
+               "                         monitor: stop after SEC seconds\n"
+               "     --wait STATE        dial: wait for ringing|early-media|active|terminated\n"
+               "                         (default: active)\n"
+               "     --no-wait           dial: print the call path and return\n"
+               "     --follow            dial: print state changes until the call ends\n"
+               "     --stats             calls: also show media statistics\n\n"
+               "Exit status: 0 success, 1 operation or call failed, 2 usage error,\n"
+               "3 bwcalld or the user bus not reachable.\n");
+}
+
+int report_usage(const char *format, ...) {
+        va_list ap;
+        char buf[1024];
+
+        va_start(ap, format);
+        (void) vsnprintf(buf, sizeof buf, format, ap);
+        va_end(ap);
+
+        (void) report_error(EXIT_USAGE, BWCALL_CLIENT_ERROR("Usage"), "%s", buf);
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+}
+
+static int parse_uint64(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        if (!s || *s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || *end != '\0')
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* "3" or "/org/bwcall/Phone1/Call/3" → the object path. */
+static int call_path_from_arg(const char *arg, char **ret) {
+        uint64_t n;
+        char *p;
+
+        if (arg[0] == '/') {
+                if (!sd_bus_object_path_is_valid(arg))
+                        return -EINVAL;
+                p = strdup(arg);
+        } else {
+                if (parse_uint64(arg, &n) < 0)
+                        return -EINVAL;
+                p = strprintf(BWCALL_CALL_PATH_PREFIX "%" PRIu64, n);
+        }
+        if (!p)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+static uint64_t call_number(const char *path) {
+        uint64_t n;
+
+        if (strncmp(path, BWCALL_CALL_PATH_PREFIX, strlen(BWCALL_CALL_PATH_PREFIX)) != 0 ||
+            parse_uint64(path + strlen(BWCALL_CALL_PATH_PREFIX), &n) < 0)
+                return UINT64_MAX;
+        return n;
+}
+
+static int compare_calls(const void *a, const void *b) {
+        json_object *const *x = a, *const *y = b;
+        const char *px = json_object_get_string(json_object_object_get(*x, "path"));
+        const char *py = json_object_get_string(json_object_object_get(*y, "path"));
+        uint64_t nx = call_number(px), ny = call_number(py);
+
+        if (nx != ny)
+                return nx < ny ? -1 : 1;
+        return strcmp(px, py);
+}
+
+/* GetManagedObjects → [{"path":..., <Call properties>...}, ...], oldest call first. */
+static int get_calls(sd_bus *bus, const char *verb, json_object **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(json_object_putp) json_object *objects = NULL, *calls = NULL;
+        int r;
+
+        r = client_call_method(bus, BWCALL_PHONE_PATH, "org.freedesktop.DBus.ObjectManager",
+                               "GetManagedObjects", &error, &reply, NULL);
+        if (r < 0)
+                return report_bus_error(verb, &error, r);
+
+        r = bus_message_read_json(reply, &objects);
+        if (r < 0 || !json_object_is_type(objects, json_type_object))
+                return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("BadReply"),
+                                    "%s: Unexpected GetManagedObjects reply: %s", verb,
+                                    strerror(r < 0 ? -r : EBADMSG));
+
+        calls = json_object_new_array();
+        if (!calls)
+                return log_oom(), EXIT_FAILED;
+
+        json_object_object_foreach(objects, path, interfaces) {
+                _cleanup_(json_object_putp) json_object *call = NULL;
+                json_object *props = json_object_object_get(interfaces, BWCALL_CALL_IFACE);
+
+                if (!props || !json_object_is_type(props, json_type_object))
+                        continue;
+
+                call = json_object_new_object();
+                if (!call || json_object_object_add(call, "path", json_object_new_string(path)) < 0)
+                        return log_oom(), EXIT_FAILED;
+                json_object_object_foreach(props, name, value)
+                        if (json_object_object_add(call, name, json_object_get(value)) < 0)
+                                return log_oom(), EXIT_FAILED;
+                if (json_object_array_add(calls, call) < 0)
+                        return log_oom(), EXIT_FAILED;
+                TAKE_PTR(call);
+        }
+
+        json_object_array_sort(calls, compare_calls);
+        *ret = TAKE_PTR(calls);
+        return EXIT_OK;
+}
+
+static bool call_is_up(json_object *call) {
+        json_object *state = json_object_object_get(call, "State");
+
+        return !state || strcmp(json_object_get_string(state), "terminated") != 0;
+}
+
+/* The call a verb acts on: the one named on the command line, or the only call that is up. */
+static int resolve_call(sd_bus *bus, const char *verb, const char *arg, char **ret) {
+        _cleanup_(json_object_putp) json_object *calls = NULL;
+        json_object *found = NULL;
+        size_t n = 0;
+        char *p;
+        int r;
+
+        if (arg) {
+                r = call_path_from_arg(arg, ret);
+                if (r == -ENOMEM)
+                        return log_oom(), EXIT_FAILED;
+                assert(r >= 0); /* checked in check_call_arg() */
+                return EXIT_OK;
+        }
+
+        r = get_calls(bus, verb, &calls);
+        if (r != EXIT_OK)
+                return r;
+
+        for (size_t i = 0; i < json_object_array_length(calls); i++) {
+                json_object *call = json_object_array_get_idx(calls, i);
+
+                if (!call_is_up(call))
+                        continue;
+                if (!found)
+                        found = call;
+                n++;
+        }
+
+        if (n == 0)
+                return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("NoCall"), "%s: No call is up.", verb);
+        if (n > 1) {
+                const char *path = json_object_get_string(json_object_object_get(found, "path"));
+                uint64_t number = call_number(path);
+
+                if (number == UINT64_MAX)
+                        return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("AmbiguousCall"),
+                                            "%zu calls are up; say which: bwcall %s %s", n, verb, path);
+                return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("AmbiguousCall"),
+                                    "%zu calls are up; say which: bwcall %s %" PRIu64, n, verb, number);
+        }
+
+        p = strdup(json_object_get_string(json_object_object_get(found, "path")));
+        if (!p)
+                return log_oom(), EXIT_FAILED;
+        *ret = p;
+        return EXIT_OK;
+}
+
+/* Maps "no such object" on a call path to a readable message. */
+static int report_call_error(const char *verb, const char *path, const sd_bus_error *error, int r) {
+        if (sd_bus_error_has_names(error, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE))
+                return report_error(EXIT_FAILED, error->name, "%s: No such call: %s", verb, path);
+        return report_bus_error(verb, error, r);
+}
+
+static int print_ok(const char *call, int muted) {
+        _cleanup_(json_object_putp) json_object *j = NULL;
+
+        if (!arg_json)
+                return EXIT_OK;
+
+        j = json_object_new_object();
+        if (!j || json_object_object_add(j, "ok", json_object_new_boolean(true)) < 0)
+                return log_oom(), EXIT_FAILED;
+        if (call && json_object_object_add(j, "call", json_object_new_string(call)) < 0)
+                return log_oom(), EXIT_FAILED;
+        if (muted >= 0 && json_object_object_add(j, "muted", json_object_new_boolean(muted)) < 0)
+                return log_oom(), EXIT_FAILED;
+        print_json(j);
+        return EXIT_OK;
+}
+
+static int phone_simple_method(const char *verb, const char *member) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = client_open_bus(&bus);
+        if (r != EXIT_OK)
+                return r;
+
+        r = client_call_method(bus, BWCALL_PHONE_PATH, BWCALL_PHONE_IFACE, member, &error, NULL, NULL);
+        if (r < 0)
+                return report_bus_error(verb, &error, r);
+
+        return print_ok(NULL, -1);
+}
+
+static int verb_connect(int argc, char **argv) {
+        return phone_simple_method(argv[0], "Connect");
+}
+
+static int verb_disconnect(int argc, char **argv) {
+        return phone_simple_method(argv[0], "Disconnect");
+}
+
+static int verb_hangup_all(int argc, char **argv) {
+        return phone_simple_method(argv[0], "HangupAll");
+}
+
+static void print_token_expiry(uint64_t usec) {
+        _cleanup_free_ char *iso = NULL, *line = NULL;
+        uint64_t now = now_realtime_usec();
+        uint64_t min;
+
+        if (usec == 0) {
+                print_field(FIELD_WIDTH, "TokenExpiresAt", "n/a");
+                return;
+        }
+
+        iso = format_timestamp_iso(usec);
+        if (usec > now) {
+                min = (usec - now) / (60 * USEC_PER_SEC);
+                line = strprintf("%s (in %" PRIu64 " min)", iso ?: "?", min);
+        } else {
+                min = (now - usec) / (60 * USEC_PER_SEC);
+                line = strprintf("%s (expired %" PRIu64 " min ago)", iso ?: "?", min);
+        }
+        print_field(FIELD_WIDTH, "TokenExpiresAt", line ?: iso ?: "?");
+}
+
+static void print_property(const char *name, json_object *value) {
+        _cleanup_free_ char *text = property_to_text(name, value, 0);
+
+        print_field(FIELD_WIDTH, name, text ?: "?");
+}
+
+static int verb_status(int argc, char **argv) {
+        static const char *const order[] = { "State", "Initialized", "Server", "CallerId", "TokenState",
+                                             "TokenExpiresAt", "Version", "Calls", NULL };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(json_object_putp) json_object *props = NULL;
+        json_object *v;
+        int r;
+
+        r = client_open_bus(&bus);
+        if (r != EXIT_OK)
+                return r;
+
+        r = client_call_method(bus, BWCALL_PHONE_PATH, "org.freedesktop.DBus.Properties", "GetAll", &error,
+                               &reply, "s", BWCALL_PHONE_IFACE);
+        if (r < 0)
+                return report_bus_error(argv[0], &error, r);
+
+        r = bus_message_read_json(reply, &props);
+        if (r < 0 || !json_object_is_type(props, json_type_object))
+                return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("BadReply"),
+                                    "%s: Unexpected GetAll reply: %s", argv[0], strerror(r < 0 ? -r : EBADMSG));
+
+        if (arg_json) {
+                print_json(props);
+                return EXIT_OK;
+        }
+
+        for (size_t i = 0; order[i]; i++) {
+                v = json_object_object_get(props, order[i]);
+                if (!v)
+                        continue;
+                if (strcmp(order[i], "TokenExpiresAt") == 0)
+                        print_token_expiry(json_object_get_uint64(v));
+                else if (strcmp(order[i], "Calls") == 0) {
+                        char n[32];
+
+                        snprintf(n, sizeof n, "%zu", json_object_array_length(v));
+                        print_field(FIELD_WIDTH, "Calls", n);
+                } else
+                        print_property(order[i], v);
+        }
+
+        /* Properties added to the API later still show up. */
+        json_object_object_foreach(props, name, value) {
+                bool known = false;
+
+                for (size_t i = 0; order[i]; i++)
+                        known = known || strcmp(order[i], name) == 0;
+                if (!known)
+                        print_property(name, value);
+        }
+
+        return EXIT_OK;
+}
+
+static void print_stats(json_object *stats) {
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        f = open_memstream(&line, &size);
+        if (!f)
+                return;
+        json_object_object_foreach(stats, key, value) {
+                _cleanup_free_ char *text = property_to_text(key, value, TEXT_QUOTE);
+
+                fprintf(f, "%s%s=%s", ftell(f) > 0 ? ", " : "", key, text ?: "?");
+        }
+        if (fclose(f) != 0)
+                return;
+        print_field(FIELD_WIDTH, "Stats", size > 0 ? line : "n/a");
+}
+
+static int verb_calls(int argc, char **argv) {
+        static const char *const order[] = { "State",   "Direction", "Number",    "Muted",
+                                             "LocalHold", "RemoteHold", "Cause",   "SipCode",
+                                             "StartTime", "Duration",  NULL };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(json_object_putp) json_object *calls = NULL;
+        size_t n;
+        int r;
+
+        r = client_open_bus(&bus);
+        if (r != EXIT_OK)
+                return r;
+
+        r = get_calls(bus, argv[0], &calls);
+        if (r != EXIT_OK)
+                return r;
+
+        if (arg_json) {
+                _cleanup_(json_object_putp) json_object *j = json_object_new_object();
+
+                if (!j || json_object_object_add(j, "calls", json_object_get(calls)) < 0)
+                        return log_oom(), EXIT_FAILED;
+                print_json(j);
+                return EXIT_OK;
+        }
+
+        n = json_object_array_length(calls);
+        if (n == 0) {
+                puts("No calls.");
+                return EXIT_OK;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *call = json_object_array_get_idx(calls, i), *v;
+
+                if (i > 0)
+                        putchar('\n');
+                printf("%s\n", json_object_get_string(json_object_object_get(call, "path")));
+
+                for (size_t k = 0; order[k]; k++) {
+                        v = json_object_object_get(call, order[k]);
+                        if (v)
+                                print_property(order[k], v);
+                }
+                json_object_object_foreach(call, name, value) {
+                        bool known = strcmp(name, "path") == 0 || strcmp(name, "Stats") == 0;
+
+                        for (size_t k = 0; order[k]; k++)
+                                known = known || strcmp(order[k], name) == 0;
+                        if (!known)
+                                print_property(name, value);
+                }
+                if (arg_stats) {
+                        v = json_object_object_get(call, "Stats");
+                        if (v && json_object_is_type(v, json_type_object))
+                                print_stats(v);
+                }
+        }
+
+        return EXIT_OK;
+}
+
+static int check_call_arg(int argc, char **argv) {
+        _cleanup_free_ char *p = NULL;
+
+        if (argc < 2)
+                return EXIT_OK;
+        if (call_path_from_arg(argv[1], &p) == -EINVAL)
+                return report_usage("%s: Invalid call \"%s\": expected a call number or an object path "
+                                    "such as " BWCALL_CALL_PATH_PREFIX "1",
+                                    argv[0], argv[1]);
+        return EXIT_OK;
+}
+
+static int verb_hangup(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = check_call_arg(argc, argv);
+        if (r != EXIT_OK)
+                return r;
+        r = client_open_bus(&bus);
+        if (r != EXIT_OK)
+                return r;
+        r = resolve_call(bus, argv[0], argc > 1 ? argv[1] : NULL, &path);
+        if (r != EXIT_OK)
+                return r;
+
+        r = client_call_method(bus, path, BWCALL_CALL_IFACE, "Hangup", &error, NULL, NULL);
+        if (r < 0)
+                return report_call_error(argv[0], path, &error, r);
+
+        return print_ok(path, -1);
+}
+
+static int verb_mute(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        bool mute = strcmp(argv[0], "mute") == 0;
+        int r;
+
+        r = check_call_arg(argc, argv);
+        if (r != EXIT_OK)
+                return r;
+        r = client_open_bus(&bus);
+        if (r != EXIT_OK)
+                return r;
+        r = resolve_call(bus, argv[0], argc > 1 ? argv[1] : NULL, &path);
+        if (r != EXIT_OK)
+                return r;
+
+        r = client_call_method(bus, path, BWCALL_CALL_IFACE, "Mute", &error, NULL, "b", (int) mute);
+        if (r < 0)
+                return report_call_error(argv[0], path, &error, r);
+
+        return print_ok(path, mute);
+}
+
+static void erase_and_free(char *s) {
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                free(s);
+        }
+}
+static inline void erase_and_freep(char **s) {
+        erase_and_free(*s);
+}
+
+/* The token from stdin: everything up to EOF, without surrounding whitespace. */
+static int read_token_stdin(char **ret) {
+        _cleanup_(erase_and_freep) char *buf = NULL;
+        size_t n = 0, start = 0;
+        ssize_t k;
+
+        if (isatty(STDIN_FILENO))
+                fputs("Paste the token, then press Ctrl-D.\n", stderr);
+
+        buf = malloc(TOKEN_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        buf[0] = '\0';
+
+        while (n < TOKEN_MAX) {
+                k = read(STDIN_FILENO, buf + n, TOKEN_MAX - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = '\0';
+        if (n == TOKEN_MAX) {
+                char c;
+
+                if (read(STDIN_FILENO, &c, 1) > 0)
+                        return -E2BIG;
+        }
+
+        while (n > 0 && strchr(" \t\r\n", buf[n - 1]))
+                buf[--n] = '\0';
+        while (buf[start] && strchr(" \t\r\n", buf[start]))
+                start++;
+        if (start > 0)
+                memmove(buf, buf + start, n - start + 1);
+
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+static int verb_token(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(erase_and_freep) char *token = NULL;
+        int r;
+
+        if (strcmp(argv[1], "set") != 0)
+                return report_usage("token: Unknown operation \"%s\" (only \"set\" exists)", argv[1]);
+
+        if (strcmp(argv[2], "-") == 0) {
+                r = read_token_stdin(&token);
+                if (r == -E2BIG)
+                        return report_error(EXIT_USAGE, BWCALL_CLIENT_ERROR("Usage"),
+                                            "token set: The token on standard input is longer than %d bytes",
+                                            TOKEN_MAX);
+                if (r < 0)
+                        return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("Failed"),
+                                            "token set: Cannot read the token from standard input: %s",
+                                            strerror(-r));
+        } else {
+                token = strdup(argv[2]);
+                if (!token)
+                        return log_oom(), EXIT_FAILED;
+                /* Keep it out of /proc/PID/cmdline from now on; prefer "-". */
+                explicit_bzero(argv[2], strlen(argv[2]));
+        }
+        if (token[0] == '\0')
+                return report_error(EXIT_USAGE, BWCALL_CLIENT_ERROR("Usage"), "token set: The token is empty");
+
+        r = client_open_bus(&bus);
+        if (r != EXIT_OK)
+                return r;
+
+        r = client_call_method(bus, BWCALL_PHONE_PATH, BWCALL_PHONE_IFACE, "SetOAuthToken", &error, NULL, "s",
+                               token);
+        if (r < 0)
+                return report_bus_error("token set", &error, r);
+
+        return print_ok(NULL, -1);
+}
+
+typedef struct Verb {
+        const char *name;
+        int min_args, max_args; /* not counting the verb */
+        int (*run)(int argc, char **argv);
+} Verb;
+
+static const Verb verbs[] = {
+        { "status", 0, 0, verb_status },         { "connect", 0, 0, verb_connect },
+        { "disconnect", 0, 0, verb_disconnect }, { "dial", 1, 1, verb_dial },
+        { "hangup", 0, 1, verb_hangup },         { "hangup-all", 0, 0, verb_hangup_all },
+        { "mute", 0, 1, verb_mute },             { "unmute", 0, 1, verb_mute },
+        { "calls", 0, 0, verb_calls },           { "monitor", 0, 0, verb_monitor },
+        { "token", 2, 2, verb_token },
+};
+
+static const char *const wait_states[] = { "ringing", "early-media", "active", "terminated", NULL };
+
+/* Returns 1 to go on, 0 to exit successfully (--help, --version), or an exit status < 0. */
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_JSON,
+                ARG_TIMEOUT,
+                ARG_WAIT,
+                ARG_NO_WAIT,
+                ARG_FOLLOW,
+                ARG_STATS,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "wait", required_argument, NULL, ARG_WAIT },
+                { "no-wait", no_argument, NULL, ARG_NO_WAIT },
+                { "follow", no_argument, NULL, ARG_FOLLOW },
+                { "stats", no_argument, NULL, ARG_STATS },
+                {}
+        };
+        bool version = false;
+        int c;
+
+        /* Know about --json before any usage error, wherever it stands. */
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                if (strcmp(argv[i], "--json") == 0)
+                        arg_json = true;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        version = true;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case ARG_TIMEOUT: {
+                        char *end;
+                        double d;
+
+                        errno = 0;
+                        d = strtod(optarg, &end);
+                        if (errno != 0 || end == optarg || *end != '\0' || !isfinite(d) || d <= 0 || d > 1e9)
+                                return -report_usage("Invalid --timeout \"%s\": expected seconds > 0", optarg);
+                        arg_timeout_usec = (uint64_t) (d * (double) USEC_PER_SEC);
+                        if (arg_timeout_usec == 0)
+                                arg_timeout_usec = 1;
+                        break;
+                }
+                case ARG_WAIT: {
+                        bool ok = false;
+
+                        for (size_t i = 0; wait_states[i]; i++)
+                                ok = ok || strcmp(optarg, wait_states[i]) == 0;
+                        if (!ok)
+                                return -report_usage(
+                                        "Invalid --wait \"%s\": expected ringing, early-media, active or terminated",
+                                        optarg);
+                        arg_wait_state = optarg;
+                        break;
+                }
+                case ARG_NO_WAIT:
+                        arg_no_wait = true;
+                        break;
+                case ARG_FOLLOW:
+                        arg_follow = true;
+                        break;
+                case ARG_STATS:
+                        arg_stats = true;
+                        break;
+                case ':':
+                        return -report_usage("Option %s needs an argument", argv[optind - 1]);
+                case '?':
+                        if (optopt > 0 && optopt < 0x100)
+                                return -report_usage("Unknown option -%c", optopt);
+                        return -report_usage("Unknown option %s", argv[optind - 1]);
+                default:
+                        assert(false);
+                }
+
+        if (version) {
+                if (arg_json) {
+                        _cleanup_(json_object_putp) json_object *j = json_object_new_object();
+
+                        if (j && json_object_object_add(j, "version", json_object_new_string(BWCALL_VERSION)) == 0)
+                                print_json(j);
+                } else
+                        puts("bwcall " BWCALL_VERSION);
+                return 0;
+        }
+
+        if (arg_no_wait + arg_follow + (arg_wait_state != NULL) > 1)
+                return -report_usage("--wait, --no-wait and --follow exclude each other");
+
+        return 1;
+}
+
+static int dispatch(int argc, char **argv) {
+        const Verb *verb = NULL;
+
+        if (argc < 1)
+                return report_usage("Missing verb");
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strcmp(verbs[i].name, argv[0]) == 0)
+                        verb = &verbs[i];
+        if (!verb)
+                return report_usage("Unknown verb \"%s\"", argv[0]);
+
+        if (argc - 1 < verb->min_args)
+                return report_usage("%s: Missing argument", verb->name);
+        if (argc - 1 > verb->max_args)
+                return report_usage("%s: Too many arguments", verb->name);
+
+        if ((arg_wait_state || arg_no_wait || arg_follow) && verb->run != verb_dial)
+                return report_usage("--wait, --no-wait and --follow only apply to dial");
+        if (arg_stats && verb->run != verb_calls)
+                return report_usage("--stats only applies to calls");
+
+        return verb->run(argc, argv);
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        log_setup("bwcall");
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return -r;
+
+        return dispatch(argc - optind, argv + optind);
+}
