@@ -1,0 +1,825 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "log.h"
+#include "sim-media.h"
+#include "sim-sipmsg.h"
+#include "sim.h"
+
+/* SIP over WebSocket, the gateway side (gateway-protocol.md, "What a local test gateway must do").
+ * Reliable transport, so no retransmissions; transactions are reduced to what the SDK needs:
+ * responses echo the request's Via/From/To/Call-ID/CSeq, an INVITE's final response is sent
+ * once, ACKs are absorbed, CANCEL matches the INVITE by Call-ID + branch + CSeq. A Call is the
+ * dialog plus the scripted called party chosen by the Request-URI user (the number plan). */
+
+#define CALL_LINGER_SECONDS 32 /* an ended call still absorbs ACKs and answers BYE with 481 */
+#define TAG_LEN 10
+#define TONE_HZ 880.0
+
+struct Conn {
+        Sim *sim;
+        unsigned id;
+        SoupWebsocketConnection *ws;
+        bool secure; /* came in on the TLS port: our Via says WSS */
+        guint local_port;
+        char *peer;
+        bool closed;
+};
+
+typedef enum CallState {
+        CALL_PROCEEDING, /* INVITE received, 100 sent */
+        CALL_EARLY,      /* 18x with To tag sent */
+        CALL_CONFIRMED,  /* 200 sent */
+        CALL_ENDED,
+} CallState;
+
+typedef enum CallScript {
+        SCRIPT_RING_ANSWER,   /* +15550001000: 180, 200 after ring_ms, 880 Hz */
+        SCRIPT_ECHO,          /* +15550001001: 200 at once, echoes the caller */
+        SCRIPT_RING_FOREVER,  /* +15550001002: 180, never answers */
+        SCRIPT_EARLY_MEDIA,   /* +15550001003: 183 + SDP (880 Hz), 200 after answer_delay_ms */
+        SCRIPT_ANSWER_HANGUP, /* +15550001004: 200 (880 Hz), gateway BYE after hangup_ms */
+        SCRIPT_REJECT,        /* +1555000XXXX, XXXX in 0400-0699, and everything unknown (404) */
+} CallScript;
+
+struct Call {
+        Sim *sim;
+        char *call_id;
+        char *number;
+        CallState state;
+        CallScript script;
+        Conn *conn;     /* socket of the INVITE; NULL once it closed */
+        SipMsg *invite; /* the initial INVITE, for its responses and our BYE */
+        char *local_tag;
+        char *remote_target; /* the client's Contact URI: R-URI of our in-dialog requests */
+        char *contact_host;
+        uint32_t local_cseq;
+        bool final_sent;
+
+        bool may_answer; /* the script's wait before 200 is over */
+        bool early_sent;
+        char *local_sdp; /* the answer as sent */
+        const char *direction;
+        Media *media;
+        guint timer;
+        guint reap_timer;
+};
+
+static void call_end(Call *c, const char *cause);
+
+/* ---- sending ---- */
+
+static void conn_send(Conn *conn, const char *text) {
+        if (!conn || conn->closed ||
+            soup_websocket_connection_get_state(conn->ws) != SOUP_WEBSOCKET_STATE_OPEN) {
+                log_warning("Socket gone, dropping outgoing message: %.*s", (int) strcspn(text, "\r\n"),
+                            text);
+                return;
+        }
+        log_debug("conn %u >>>\n%s", conn->id, text);
+        soup_websocket_connection_send_text(conn->ws, text);
+}
+
+static void sim_respond(Sim *s, Conn *conn, const SipMsg *req, int code, const char *to_tag,
+                        const char *extra_headers, const char *body, const char *number) {
+        g_autofree char *text = NULL, *tag = NULL;
+        json_object *ev;
+
+        if (!sipmsg_can_respond(req)) {
+                log_warning("Cannot answer a request without Via/From/To/Call-ID/CSeq; dropping it.");
+                return;
+        }
+        /* Every response but 100 needs a To tag; outside a dialog any fresh one will do. */
+        if (!to_tag)
+                to_tag = tag = sip_random_token(TAG_LEN);
+        text = sip_build_response(req, code, to_tag, extra_headers, body ? "application/sdp" : NULL, body);
+        conn_send(conn, text);
+
+        ev = event_new("response-sent");
+        event_add_call(ev, req->call_id, number);
+        event_add_int(ev, "status", code);
+        event_add_string(ev, "reason", sip_reason_phrase(code));
+        event_add_string(ev, "method", req->cseq_method ? req->cseq_method : req->method);
+        event_add_int(ev, "cseq", req->cseq);
+        event_add_int(ev, "conn", conn ? conn->id : 0);
+        if (body)
+                event_add_string(ev, "body", body);
+        event_emit(ev);
+}
+
+/* Our Contact, naming the port of the socket the response goes out on. */
+static char *call_contact_header(const Call *c, const Conn *conn) {
+        guint port = conn ? conn->local_port : c->sim->ws_port;
+
+        return g_strdup_printf("Contact: <sip:" SIM_NAME "@127.0.0.1:%u;transport=ws>\r\n", port);
+}
+
+/* A response to the call's INVITE. 18x and 2xx carry our Contact; body is an SDP or NULL. */
+static void call_respond_invite(Call *c, int code, const char *body) {
+        g_autofree char *contact = NULL;
+
+        if (c->final_sent) {
+                log_debug("Call %s: final response already sent, not sending %d.", c->call_id, code);
+                return;
+        }
+        if (code > 100 && code < 300)
+                contact = call_contact_header(c, c->conn);
+        sim_respond(c->sim, c->conn, c->invite, code, c->local_tag, contact, body, c->number);
+        if (code >= 200)
+                c->final_sent = true;
+}
+
+static void call_reject(Call *c, int code, const char *extra_headers) {
+        g_autofree char *cause = g_strdup_printf("rejected-%d", code);
+
+        if (!c->final_sent) {
+                sim_respond(c->sim, c->conn, c->invite, code, c->local_tag, extra_headers, NULL, c->number);
+                c->final_sent = true;
+        }
+        call_end(c, cause);
+}
+
+/* ---- calls ---- */
+
+static void call_free(gpointer p) {
+        Call *c = p;
+
+        if (!c)
+                return;
+        if (c->timer)
+                g_source_remove(c->timer);
+        if (c->reap_timer)
+                g_source_remove(c->reap_timer);
+        media_free(c->media);
+        sipmsg_free(c->invite);
+        g_free(c->call_id);
+        g_free(c->number);
+        g_free(c->local_tag);
+        g_free(c->remote_target);
+        g_free(c->contact_host);
+        g_free(c->local_sdp);
+        g_free(c);
+}
+
+static gboolean call_on_reap(gpointer userdata) {
+        Call *c = userdata;
+
+        c->reap_timer = 0;
+        g_hash_table_remove(c->sim->calls, c->call_id); /* frees c */
+        return G_SOURCE_REMOVE;
+}
+
+static void call_end(Call *c, const char *cause) {
+        json_object *ev;
+
+        if (c->state == CALL_ENDED)
+                return;
+        c->state = CALL_ENDED;
+        if (c->timer)
+                g_source_remove(c->timer);
+        c->timer = 0;
+        c->media = media_free(c->media);
+        log_info("Call %s to %s ended: %s", c->call_id, c->number, cause);
+
+        ev = event_new("call-ended");
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "cause", cause);
+        event_emit(ev);
+
+        c->reap_timer = g_timeout_add_seconds(CALL_LINGER_SECONDS, call_on_reap, c);
+}
+
+static void call_send_bye(Call *c) {
+        Sim *s = c->sim;
+        Conn *conn = c->contact_host ? g_hash_table_lookup(s->hosts, c->contact_host) : NULL;
+        g_autofree char *branch = sip_random_token(12), *text = NULL;
+        json_object *ev;
+
+        /* Route to the newest socket that used the client's Contact host (the SDK reconnects
+         * and keeps its dialogs); else the INVITE's socket; else, since a reconnected SDK sends
+         * nothing until it has a request of its own, the newest open socket. */
+        if (!conn || conn->closed)
+                conn = c->conn;
+        if (!conn && s->conns)
+                conn = s->conns->data;
+        if (!c->remote_target) {
+                log_warning("Call %s: no Contact from the client, cannot send BYE.", c->call_id);
+                call_end(c, "bye-from-gateway");
+                return;
+        }
+
+        c->local_cseq++;
+        text = g_strdup_printf("BYE %s SIP/2.0\r\n"
+                               "Via: SIP/2.0/%s " SIM_NAME ".invalid;branch=z9hG4bK%s\r\n"
+                               "Max-Forwards: 70\r\n"
+                               "To: %s\r\n"
+                               "From: %s;tag=%s\r\n"
+                               "Call-ID: %s\r\n"
+                               "CSeq: %u BYE\r\n"
+                               "User-Agent: " SIM_NAME "/" BWCALL_VERSION "\r\n"
+                               "Content-Length: 0\r\n"
+                               "\r\n",
+                               c->remote_target, conn && conn->secure ? "WSS" : "WS", branch,
+                               sipmsg_header(c->invite, "From"), sipmsg_header(c->invite, "To"),
+                               c->local_tag, sipmsg_header(c->invite, "Call-ID"), c->local_cseq);
+        conn_send(conn, text);
+
+        ev = event_new("request-sent");
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "method", "BYE");
+        event_add_int(ev, "cseq", c->local_cseq);
+        event_add_string(ev, "request_uri", c->remote_target);
+        event_add_int(ev, "conn", conn ? conn->id : 0);
+        event_emit(ev);
+
+        call_end(c, "bye-from-gateway");
+}
+
+static gboolean call_on_hangup_timer(gpointer userdata) {
+        Call *c = userdata;
+
+        c->timer = 0;
+        call_send_bye(c);
+        return G_SOURCE_REMOVE;
+}
+
+static void call_try_answer(Call *c) {
+        json_object *ev;
+
+        if (c->state >= CALL_CONFIRMED || !c->may_answer || !c->local_sdp)
+                return;
+        call_respond_invite(c, 200, c->local_sdp);
+        c->state = CALL_CONFIRMED;
+        c->direction = "sendrecv";
+        log_info("Call %s to %s answered.", c->call_id, c->number);
+
+        ev = event_new("answered");
+        event_add_call(ev, c->call_id, c->number);
+        event_emit(ev);
+
+        if (c->script == SCRIPT_ANSWER_HANGUP)
+                c->timer = g_timeout_add(c->sim->hangup_ms, call_on_hangup_timer, c);
+}
+
+static gboolean call_on_wait_over(gpointer userdata) {
+        Call *c = userdata;
+
+        c->timer = 0;
+        c->may_answer = true;
+        call_try_answer(c);
+        return G_SOURCE_REMOVE;
+}
+
+static void call_on_answer_ready(Media *m, const char *sdp, int error, const char *message, void *userdata) {
+        Call *c = userdata;
+
+        if (c->state == CALL_ENDED)
+                return;
+        if (error < 0) {
+                json_object *ev = event_new("media-failed");
+
+                event_add_call(ev, c->call_id, c->number);
+                event_add_string(ev, "message", message);
+                event_emit(ev);
+                call_reject(c, 500, NULL);
+                return;
+        }
+        c->local_sdp = g_strdup(sdp);
+        if (c->script == SCRIPT_EARLY_MEDIA && !c->early_sent) {
+                c->early_sent = true;
+                call_respond_invite(c, 183, c->local_sdp);
+                c->state = CALL_EARLY;
+                c->timer = g_timeout_add(c->sim->answer_delay_ms, call_on_wait_over, c);
+        }
+        call_try_answer(c);
+}
+
+static void call_on_media_connected(Media *m, void *userdata) {
+        Call *c = userdata;
+        json_object *ev = event_new("media-connected");
+
+        event_add_call(ev, c->call_id, c->number);
+        event_emit(ev);
+}
+
+static void call_on_frequency(Media *m, double hz, double dbfs, void *userdata) {
+        Call *c = userdata;
+        json_object *ev = event_new("frequency");
+
+        event_add_call(ev, c->call_id, c->number);
+        event_add_double(ev, "hz", hz);
+        event_add_double(ev, "dbfs", round(dbfs * 10.0) / 10.0);
+        event_emit(ev);
+}
+
+static void call_emit_dtmf(Call *c, const char *digit, const char *method) {
+        json_object *ev = event_new("dtmf");
+
+        log_info("Call %s: DTMF %s (%s)", c->call_id, digit, method);
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "digit", digit);
+        event_add_string(ev, "method", method);
+        event_emit(ev);
+}
+
+static void call_on_dtmf(Media *m, const char *digit, void *userdata) {
+        call_emit_dtmf(userdata, digit, "rfc4733");
+}
+
+static void call_on_media_failed(Media *m, const char *message, void *userdata) {
+        Call *c = userdata;
+        json_object *ev = event_new("media-failed");
+
+        log_warning("Call %s: media failed: %s", c->call_id, message);
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "message", message);
+        event_emit(ev);
+}
+
+static const MediaCallbacks call_media_callbacks = {
+        .answer_ready = call_on_answer_ready,
+        .connected = call_on_media_connected,
+        .frequency = call_on_frequency,
+        .dtmf = call_on_dtmf,
+        .failed = call_on_media_failed,
+};
+
+static void call_start_media(Call *c, MediaMode mode) {
+        int r;
+
+        r = media_new_answer(c->invite->body, mode, TONE_HZ, c->sim->ice_address, &call_media_callbacks, c,
+                             &c->media);
+        if (r < 0) {
+                log_warning_errno(r, "Call %s: cannot start media: %m", c->call_id);
+                call_reject(c, r == -EPROTONOSUPPORT || r == -EBADMSG ? 488 : 500, NULL);
+        }
+}
+
+/* The number plan; see --help and README.md. */
+static CallScript number_plan(const char *user, int *ret_code) {
+        static const char prefix[] = "+1555000";
+        const char *x;
+        int n = 0;
+
+        *ret_code = 404;
+        if (!user || strncmp(user, prefix, strlen(prefix)) != 0)
+                return SCRIPT_REJECT;
+        x = user + strlen(prefix);
+        if (strlen(x) != 4)
+                return SCRIPT_REJECT;
+        for (int i = 0; i < 4; i++) {
+                if (!g_ascii_isdigit(x[i]))
+                        return SCRIPT_REJECT;
+                n = n * 10 + (x[i] - '0');
+        }
+        switch (n) {
+        case 1000:
+                return SCRIPT_RING_ANSWER;
+        case 1001:
+                return SCRIPT_ECHO;
+        case 1002:
+                return SCRIPT_RING_FOREVER;
+        case 1003:
+                return SCRIPT_EARLY_MEDIA;
+        case 1004:
+                return SCRIPT_ANSWER_HANGUP;
+        default:
+                if (n >= 400 && n <= 699)
+                        *ret_code = n;
+                return SCRIPT_REJECT;
+        }
+}
+
+static void call_start(Call *c, int reject_code) {
+        Sim *s = c->sim;
+        int r;
+
+        if (c->script == SCRIPT_REJECT) {
+                call_reject(c, reject_code, NULL);
+                return;
+        }
+        r = media_check_offer(c->invite->body_len > 0 ? c->invite->body : NULL);
+        if (r < 0) {
+                log_warning_errno(r, "Call %s: unusable SDP offer: %m", c->call_id);
+                call_reject(c, 488, NULL);
+                return;
+        }
+
+        switch (c->script) {
+        case SCRIPT_RING_ANSWER:
+                call_respond_invite(c, 180, NULL);
+                c->state = CALL_EARLY;
+                c->timer = g_timeout_add(s->ring_ms, call_on_wait_over, c);
+                call_start_media(c, MEDIA_TONE);
+                break;
+        case SCRIPT_ECHO:
+                c->may_answer = true;
+                call_start_media(c, MEDIA_ECHO);
+                break;
+        case SCRIPT_RING_FOREVER:
+                call_respond_invite(c, 180, NULL);
+                c->state = CALL_EARLY;
+                break;
+        case SCRIPT_EARLY_MEDIA:
+                /* 183 goes out with the SDP once it is ready (call_on_answer_ready). */
+                call_start_media(c, MEDIA_TONE);
+                break;
+        case SCRIPT_ANSWER_HANGUP:
+                c->may_answer = true;
+                call_start_media(c, MEDIA_TONE);
+                break;
+        case SCRIPT_REJECT:
+                break;
+        }
+}
+
+/* ---- requests ---- */
+
+static void sim_note_host(Sim *s, const char *host, Conn *conn) {
+        if (host && *host)
+                g_hash_table_insert(s->hosts, g_strdup(host), conn);
+}
+
+static json_object *request_event(Conn *conn, const SipMsg *m, const char *number) {
+        json_object *ev = event_new("request");
+
+        event_add_call(ev, m->call_id, number);
+        event_add_string(ev, "method", m->method);
+        event_add_int(ev, "cseq", m->cseq);
+        event_add_string(ev, "request_uri", m->request_uri);
+        event_add_int(ev, "conn", conn->id);
+        json_object_object_add(ev, "headers", sipmsg_headers_json(m));
+        if (m->body_len > 0)
+                event_add_string(ev, "body", m->body);
+        return ev;
+}
+
+static void sip_handle_initial_invite(Conn *conn, SipMsg *m) {
+        Sim *s = conn->sim;
+        g_autofree char *jti = NULL;
+        const char *auth_error = NULL;
+        bool authorized;
+        json_object *ev;
+        Call *c;
+        int code = 0;
+
+        c = g_hash_table_lookup(s->calls, m->call_id);
+        if (c) {
+                ev = request_event(conn, m, c->number);
+                event_emit(ev);
+                if (c->invite->cseq == m->cseq && g_strcmp0(c->invite->via_branch, m->via_branch) == 0)
+                        log_debug("Ignoring retransmitted INVITE for %s.", m->call_id);
+                else
+                        sim_respond(s, conn, m, 482, NULL, NULL, NULL, c->number);
+                sipmsg_free(m);
+                return;
+        }
+
+        authorized = token_check_authorization(s, sipmsg_header(m, "Authorization"), &jti, &auth_error) >= 0;
+        ev = request_event(conn, m, m->ruri_user);
+        event_add_bool(ev, "authorized", authorized);
+        if (!authorized)
+                event_add_string(ev, "auth_error", auth_error);
+        if (jti)
+                event_add_string(ev, "token_jti", jti);
+        event_emit(ev);
+
+        c = g_new0(Call, 1);
+        c->sim = s;
+        c->call_id = g_strdup(m->call_id);
+        c->number = g_strdup(m->ruri_user ? m->ruri_user : "");
+        c->conn = conn;
+        c->local_tag = sip_random_token(TAG_LEN);
+        c->remote_target = g_strdup(m->contact_uri);
+        c->contact_host = g_strdup(m->contact_host);
+        c->local_cseq = (uint32_t) g_random_int_range(1, 10000);
+        c->invite = m;
+        g_hash_table_insert(s->calls, g_strdup(c->call_id), c);
+        log_info("INVITE %s for %s on conn %u (%s)", c->call_id, c->number, conn->id,
+                 authorized ? "authorized" : auth_error);
+
+        call_respond_invite(c, 100, NULL);
+        if (!authorized && s->require_auth) {
+                call_reject(c, 401,
+                            "WWW-Authenticate: Bearer realm=\"" SIM_NAME "\", error=\"invalid_token\"\r\n");
+                return;
+        }
+        c->script = number_plan(c->number, &code);
+        call_start(c, code);
+}
+
+static void sip_handle_cancel(Conn *conn, SipMsg *m, Call *c) {
+        Sim *s = conn->sim;
+
+        if (!c || !c->invite || c->invite->cseq != m->cseq ||
+            g_strcmp0(c->invite->via_branch, m->via_branch) != 0) {
+                sim_respond(s, conn, m, 481, NULL, NULL, NULL, c ? c->number : NULL);
+                return;
+        }
+        sim_respond(s, conn, m, 200, c->local_tag, NULL, NULL, c->number);
+        if (c->state != CALL_ENDED && !c->final_sent) {
+                call_respond_invite(c, 487, NULL);
+                call_end(c, "cancel");
+        }
+}
+
+static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
+        g_autofree char *contact = NULL, *sdp = NULL;
+        const char *dir = NULL;
+
+        if (c->state != CALL_CONFIRMED || !c->local_sdp) {
+                sim_respond(conn->sim, conn, m, 491, c->local_tag, NULL, NULL, c->number);
+                return;
+        }
+        /* Mirror the offer's direction (hold: sendonly → recvonly); the media pipeline itself is
+         * not renegotiated, which is enough for hold/unhold tests. */
+        if (m->body_len > 0)
+                sdp = media_sdp_mirror_direction(c->local_sdp, m->body, false, &dir);
+        if (sdp && dir && g_strcmp0(dir, c->direction) != 0) {
+                g_free(sdp);
+                sdp = media_sdp_mirror_direction(c->local_sdp, m->body, true, &dir);
+        }
+        if (sdp) {
+                g_free(c->local_sdp);
+                c->local_sdp = g_strdup(sdp);
+                c->direction = dir;
+        }
+        contact = call_contact_header(c, conn);
+        sim_respond(conn->sim, conn, m, 200, c->local_tag, contact, c->local_sdp, c->number);
+}
+
+static void sip_handle_info(Conn *conn, SipMsg *m, Call *c) {
+        const char *ctype = sipmsg_header(m, "Content-Type");
+
+        sim_respond(conn->sim, conn, m, 200, c->local_tag, NULL, NULL, c->number);
+        if (ctype && g_ascii_strncasecmp(ctype, "application/dtmf-relay", 22) == 0 && m->body_len > 0) {
+                g_auto(GStrv) lines = g_strsplit_set(m->body, "\r\n", -1);
+
+                for (char **l = lines; *l; l++)
+                        if (g_ascii_strncasecmp(*l, "Signal=", 7) == 0) {
+                                g_autofree char *d = g_strstrip(g_strdup(*l + 7));
+                                if (*d)
+                                        call_emit_dtmf(c, d, "info");
+                        }
+        }
+}
+
+static void sip_handle_request(Conn *conn, SipMsg *m) {
+        Sim *s = conn->sim;
+        Call *c;
+
+        sim_note_host(s, m->via_host, conn);
+        sim_note_host(s, m->contact_host, conn);
+
+        if (strcmp(m->method, "INVITE") == 0 && !m->to_tag) {
+                sip_handle_initial_invite(conn, m);
+                return;
+        }
+
+        c = g_hash_table_lookup(s->calls, m->call_id);
+        event_emit(request_event(conn, m, c ? c->number : NULL));
+
+        if (strcmp(m->method, "ACK") == 0) {
+                /* 2xx ACK (new branch) or non-2xx ACK (the INVITE's branch): nothing to answer. */
+                if (!c)
+                        log_debug("ACK for unknown call %s ignored.", m->call_id);
+        } else if (strcmp(m->method, "CANCEL") == 0)
+                sip_handle_cancel(conn, m, c);
+        else if (strcmp(m->method, "REGISTER") == 0)
+                sim_respond(s, conn, m, 405, NULL, NULL, NULL, NULL);
+        else if (!m->to_tag) {
+                if (strcmp(m->method, "OPTIONS") == 0)
+                        sim_respond(s, conn, m, 200, NULL, "Accept: application/sdp\r\n", NULL, NULL);
+                else if (strcmp(m->method, "BYE") == 0 || strcmp(m->method, "INFO") == 0)
+                        sim_respond(s, conn, m, 481, NULL, NULL, NULL, NULL);
+                else
+                        sim_respond(s, conn, m, 405, NULL, NULL, NULL, NULL);
+        } else if (!c || g_strcmp0(c->local_tag, m->to_tag) != 0 || c->state == CALL_ENDED)
+                sim_respond(s, conn, m, 481, NULL, NULL, NULL, c ? c->number : NULL);
+        else if (strcmp(m->method, "BYE") == 0) {
+                sim_respond(s, conn, m, 200, c->local_tag, NULL, NULL, c->number);
+                if (!c->final_sent)
+                        call_respond_invite(c, 487, NULL);
+                call_end(c, "bye-from-client");
+        } else if (strcmp(m->method, "INVITE") == 0)
+                sip_handle_reinvite(conn, m, c);
+        else if (strcmp(m->method, "INFO") == 0)
+                sip_handle_info(conn, m, c);
+        else if (strcmp(m->method, "OPTIONS") == 0)
+                sim_respond(s, conn, m, 200, c->local_tag, "Accept: application/sdp\r\n", NULL, c->number);
+        else
+                sim_respond(s, conn, m, 405, c->local_tag, NULL, NULL, c->number);
+        sipmsg_free(m);
+}
+
+static void sip_handle_response(Conn *conn, SipMsg *m) {
+        Call *c = g_hash_table_lookup(conn->sim->calls, m->call_id);
+        json_object *ev = event_new("response-received");
+
+        event_add_call(ev, m->call_id, c ? c->number : NULL);
+        event_add_int(ev, "status", m->status);
+        event_add_string(ev, "method", m->cseq_method);
+        event_add_int(ev, "cseq", m->cseq);
+        event_add_int(ev, "conn", conn->id);
+        event_emit(ev);
+        sipmsg_free(m);
+}
+
+static void sip_bad_message(Conn *conn, const char *data, size_t len, SipMsg *m, const char *why) {
+        json_object *ev;
+
+        log_warning("conn %u: ignoring bad SIP message (%s): %.*s", conn->id, why,
+                    (int) MIN(len, (size_t) 60), data);
+        ev = event_new("bad-message");
+        event_add_int(ev, "conn", conn->id);
+        event_add_string(ev, "reason", why);
+        event_add_int(ev, "length", (int64_t) len);
+        event_emit(ev);
+
+        /* A request we can address gets a 400; responses and ACKs never get answers. */
+        if (m && sipmsg_can_respond(m) && !g_str_has_prefix(m->start_line, "SIP/") &&
+            !g_str_has_prefix(m->start_line, "ACK "))
+                sim_respond(conn->sim, conn, m, 400, NULL, NULL, NULL, NULL);
+}
+
+/* ---- WebSocket connections ---- */
+
+static void conn_free(Conn *c) {
+        if (!c)
+                return;
+        g_signal_handlers_disconnect_by_data(c->ws, c);
+        g_object_unref(c->ws);
+        g_free(c->peer);
+        g_free(c);
+}
+
+static gboolean conn_free_idle(gpointer userdata) {
+        conn_free(userdata);
+        return G_SOURCE_REMOVE;
+}
+
+static void conn_on_message(SoupWebsocketConnection *ws, gint type, GBytes *message, gpointer userdata) {
+        Conn *c = userdata;
+        gsize len = 0;
+        const char *data = g_bytes_get_data(message, &len);
+        SipMsg *m = NULL;
+        bool blank = true;
+
+        if (len == 4 && memcmp(data, "\r\n\r\n", 4) == 0) {
+                /* RFC 5626-style keep-alive; the SDK takes a lone CRLF frame as the pong. */
+                json_object *ev = event_new("ping");
+
+                event_add_int(ev, "conn", c->id);
+                event_add_bool(ev, "pong", c->sim->pong);
+                event_emit(ev);
+                if (c->sim->pong)
+                        conn_send(c, "\r\n");
+                return;
+        }
+        for (gsize i = 0; i < len; i++)
+                if (data[i] != '\r' && data[i] != '\n' && data[i] != ' ' && data[i] != '\t') {
+                        blank = false;
+                        break;
+                }
+        if (blank)
+                return;
+
+        if (sipmsg_parse(data, len, &m) < 0) {
+                sip_bad_message(c, data, len, NULL, "not a SIP message");
+                return;
+        }
+        if (log_get_max_level() >= LOG_DEBUG) {
+                g_autofree char *text = sipmsg_to_log_text(m);
+                log_debug("conn %u <<<\n%s", c->id, text);
+        }
+        if (!m->valid) {
+                sip_bad_message(c, data, len, m, "unparsable or missing mandatory headers");
+                sipmsg_free(m);
+                return;
+        }
+        if (m->is_request)
+                sip_handle_request(c, m);
+        else
+                sip_handle_response(c, m);
+}
+
+static gboolean host_is_conn(gpointer key, gpointer value, gpointer userdata) {
+        return value == userdata;
+}
+
+static void conn_on_closed(SoupWebsocketConnection *ws, gpointer userdata) {
+        Conn *c = userdata;
+        Sim *s = c->sim;
+        GHashTableIter it;
+        gpointer v;
+        json_object *ev;
+
+        if (c->closed)
+                return;
+        c->closed = true;
+        log_info("conn %u from %s closed (code %u).", c->id, c->peer,
+                 soup_websocket_connection_get_close_code(ws));
+        ev = event_new("ws-close");
+        event_add_int(ev, "conn", c->id);
+        event_add_string(ev, "peer", c->peer);
+        event_add_int(ev, "code", soup_websocket_connection_get_close_code(ws));
+        event_emit(ev);
+
+        g_hash_table_foreach_remove(s->hosts, host_is_conn, c);
+        /* Dialogs survive the socket (gateway-protocol.md §1); only a pending INVITE dies with
+         * it, as the SDK fails transactions in flight. */
+        g_hash_table_iter_init(&it, s->calls);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Call *call = v;
+
+                if (call->conn != c)
+                        continue;
+                call->conn = NULL;
+                if (call->state < CALL_CONFIRMED)
+                        call_end(call, "socket-closed");
+        }
+        s->conns = g_list_remove(s->conns, c);
+        /* Not from inside the connection's own signal emission. */
+        g_idle_add(conn_free_idle, c);
+}
+
+static void conn_on_error(SoupWebsocketConnection *ws, GError *error, gpointer userdata) {
+        Conn *c = userdata;
+
+        log_warning("conn %u: WebSocket error: %s", c->id, error ? error->message : "?");
+}
+
+static void on_websocket(SoupServer *server, SoupServerMessage *msg, const char *path,
+                         SoupWebsocketConnection *ws, gpointer userdata) {
+        Sim *s = userdata;
+        Conn *c = g_new0(Conn, 1);
+        GSocketAddress *local = soup_server_message_get_local_address(msg);
+        GSocketAddress *remote = soup_server_message_get_remote_address(msg);
+        json_object *ev;
+
+        c->sim = s;
+        c->id = ++s->n_conns;
+        c->ws = g_object_ref(ws);
+        if (G_IS_INET_SOCKET_ADDRESS(local))
+                c->local_port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
+        c->secure = s->wss_port != 0 && c->local_port == s->wss_port;
+        if (G_IS_INET_SOCKET_ADDRESS(remote)) {
+                g_autofree char *host = g_inet_address_to_string(
+                        g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
+                c->peer = g_strdup_printf("%s:%u", host,
+                                          g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(remote)));
+        } else
+                c->peer = g_strdup("?");
+
+        g_signal_connect(ws, "message", G_CALLBACK(conn_on_message), c);
+        g_signal_connect(ws, "closed", G_CALLBACK(conn_on_closed), c);
+        g_signal_connect(ws, "error", G_CALLBACK(conn_on_error), c);
+        s->conns = g_list_prepend(s->conns, c);
+
+        log_info("conn %u: WebSocket from %s (%s, protocol %s).", c->id, c->peer, c->secure ? "wss" : "ws",
+                 soup_websocket_connection_get_protocol(ws) ?: "none");
+        ev = event_new("ws-open");
+        event_add_int(ev, "conn", c->id);
+        event_add_string(ev, "peer", c->peer);
+        event_add_string(ev, "protocol", soup_websocket_connection_get_protocol(ws));
+        event_add_bool(ev, "secure", c->secure);
+        event_add_string(ev, "path", path);
+        event_add_string(ev, "origin", soup_websocket_connection_get_origin(ws));
+        event_emit(ev);
+}
+
+void sip_setup(Sim *s) {
+        static char *protocols[] = { (char *) "sip", NULL };
+
+        s->calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, call_free);
+        s->hosts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        /* Any path and any Origin (browsers send one; the daemon does not). */
+        soup_server_add_websocket_handler(s->server, "/", NULL, protocols, on_websocket, s, NULL);
+}
+
+void sip_shutdown(Sim *s) {
+        if (s->calls) {
+                GHashTableIter it;
+                gpointer v;
+
+                g_hash_table_iter_init(&it, s->calls);
+                while (g_hash_table_iter_next(&it, NULL, &v))
+                        call_end(v, "shutdown");
+                g_hash_table_unref(s->calls);
+                s->calls = NULL;
+        }
+        while (s->conns) {
+                Conn *c = s->conns->data;
+
+                s->conns = g_list_delete_link(s->conns, s->conns);
+                g_signal_handlers_disconnect_by_data(c->ws, c);
+                if (soup_websocket_connection_get_state(c->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+                        soup_websocket_connection_close(c->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "shutdown");
+                conn_free(c);
+        }
+        if (s->hosts)
+                g_hash_table_unref(s->hosts);
+        s->hosts = NULL;
+}
