@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,7 @@ struct Media {
         guint bus_watch;
         guint timeout;
         bool negotiation_started, answer_delivered, connected_reported, failed_reported;
+        bool first_audio_posted; /* appsink thread, under lock */
         gint gathered; /* atomic: gathering-complete posted */
         gint stopping; /* atomic: media_free() began; GStreamer threads post nothing more */
 
@@ -79,6 +81,7 @@ typedef enum MediaEventKind {
         MEDIA_EVENT_GATHERED,
         MEDIA_EVENT_CONNECTION_STATE,
         MEDIA_EVENT_FREQUENCY,
+        MEDIA_EVENT_FIRST_AUDIO,
 } MediaEventKind;
 
 typedef struct MediaEvent {
@@ -461,7 +464,7 @@ static gboolean media_dispatch(gpointer p) {
         if (m->freed)
                 return G_SOURCE_REMOVE;
 
-        if (e->error && e->kind != MEDIA_EVENT_FREQUENCY) {
+        if (e->error && e->kind != MEDIA_EVENT_FREQUENCY && e->kind != MEDIA_EVENT_FIRST_AUDIO) {
                 media_fail_negotiation(m, -EPROTO, e->error);
                 return G_SOURCE_REMOVE;
         }
@@ -495,6 +498,10 @@ static gboolean media_dispatch(gpointer p) {
         case MEDIA_EVENT_FREQUENCY:
                 if (m->cb.frequency)
                         m->cb.frequency(m, e->hz, e->dbfs, m->userdata);
+                break;
+        case MEDIA_EVENT_FIRST_AUDIO:
+                if (m->cb.first_audio)
+                        m->cb.first_audio(m, e->dbfs, m->userdata);
                 break;
         }
         return G_SOURCE_REMOVE;
@@ -613,6 +620,23 @@ static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer userdata) {
         }
 
         g_mutex_lock(&m->lock);
+        /* The first buffer that is not near-silence: what benchmarks call "first audio heard at
+         * the far end" (the 1 s frequency blocks are too coarse for that). */
+        if (!m->first_audio_posted && n > 0) {
+                double sum = 0, dbfs;
+
+                for (size_t i = 0; i < n; i++)
+                        sum += (double) pcm[i] * pcm[i];
+                dbfs = sum > 0 ? 20.0 * log10(sqrt(sum / n) / 32768.0) : -100.0;
+                if (dbfs > -50.0) {
+                        MediaEvent *e = g_new0(MediaEvent, 1);
+
+                        m->first_audio_posted = true;
+                        e->kind = MEDIA_EVENT_FIRST_AUDIO;
+                        e->dbfs = dbfs;
+                        media_post(m, e);
+                }
+        }
         while (n > 0) {
                 size_t take = MIN(n, (size_t) SAMPLE_RATE - m->n_acc);
 

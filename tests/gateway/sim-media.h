@@ -25,6 +25,8 @@ typedef struct MediaCallbacks {
         void (*connected)(Media *m, void *userdata);
         /* One second of decoded caller audio: dominant frequency and level. */
         void (*frequency)(Media *m, double hz, double dbfs, void *userdata);
+        /* The first decoded caller audio above -50 dBFS (once per call). */
+        void (*first_audio)(Media *m, double dbfs, void *userdata);
         /* An RFC 4733 telephone-event arrived ("0"-"9", "*", "#", "A"-"D"). */
         void (*dtmf)(Media *m, const char *digit, void *userdata);
         /* Something broke after the answer (pipeline error, ICE/DTLS failed). */

@@ -314,6 +314,15 @@ static void call_on_frequency(Media *m, double hz, double dbfs, void *userdata) 
         event_emit(ev);
 }
 
+static void call_on_first_audio(Media *m, double dbfs, void *userdata) {
+        Call *c = userdata;
+        json_object *ev = event_new("first-audio");
+
+        event_add_call(ev, c->call_id, c->number);
+        event_add_double(ev, "dbfs", round(dbfs * 10.0) / 10.0);
+        event_emit(ev);
+}
+
 static void call_emit_dtmf(Call *c, const char *digit, const char *method) {
         json_object *ev = event_new("dtmf");
 
@@ -342,6 +351,7 @@ static const MediaCallbacks call_media_callbacks = {
         .answer_ready = call_on_answer_ready,
         .connected = call_on_media_connected,
         .frequency = call_on_frequency,
+        .first_audio = call_on_first_audio,
         .dtmf = call_on_dtmf,
         .failed = call_on_media_failed,
 };
