@@ -59,13 +59,21 @@ ENV
         trap - ERR
 }
 
+# A killed child of ours that was reparented stays a zombie until its new parent reaps it;
+# a zombie has exited, so it counts as stopped (platform-notes §3).
+stopped() {
+        [ ! -e "/proc/$1" ] && return 0
+        local state; state=$(sed 's/^.*) \([A-Z]\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 0
+        [ "$state" = Z ] || [ -z "$state" ]
+}
+
 down() {
         local st; st=$(realpath -m "$1")
         [ -f "$st/pids" ] || return 0
         local pids; pids=$(tac "$st/pids")
         for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
         for pid in $pids; do
-                wait_for 2 bash -c "! kill -0 $pid 2>/dev/null" || kill -KILL "$pid" 2>/dev/null || true
+                wait_for 2 stopped "$pid" || kill -KILL "$pid" 2>/dev/null || true
         done
         : > "$st/pids"
 }
