@@ -1,0 +1,1353 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include <gst/gst.h>
+#include <gst/sdp/sdp.h>
+#include <gst/webrtc/webrtc.h>
+
+#include "ice.h"
+#include "log.h"
+#include "media.h"
+
+/* Pipeline (platform-notes §1–§3):
+ *
+ *   pipewiresrc always-copy=true ! audioconvert ! audioresample !
+ *     audio/x-raw,rate=48000,channels=1 ! volume ! opusenc ! rtpopuspay pt=111 ! rtpdtmfmux !
+ *     queue ! webrtcbin
+ *   rtpdtmfsrc pt=101 ! application/x-rtp,clock-rate=48000 ! rtpdtmfmux.priority_sink_0
+ *
+ * and for every stream webrtcbin hands us (pad-added, decided on the CAPS event):
+ *
+ *   queue ! rtpopusdepay ! opusdec ! audioconvert ! audioresample ! pipewiresink   (OPUS)
+ *   queue ! rtppcmudepay ! mulawdec ! ...                                           (PCMU, PCMA alike)
+ *   queue ! rtpdtmfdepay ! fakesink                                                 (TELEPHONE-EVENT)
+ *
+ * Threading: webrtcbin signals, promise callbacks and pad probes run on GStreamer threads. They
+ * only read immutable fields and queue a Dispatch onto the GMainContext captured in
+ * media_new_offer(); everything the user sees happens there. Each queued Dispatch, signal
+ * closure, promise and probe holds a reference on the Media, so the struct outlives them;
+ * media_free() marks it freed (under the lock) and destroys the dispatches still queued, so no
+ * callback runs after it returns. */
+
+#define OFFER_PT_OPUS 111
+#define MEDIA_DEFAULT_LATENCY_MS 40U
+/* Gathering on a few local addresses takes milliseconds; this is the safety net so an offer
+ * (or an error) always comes out, like the SDK's 2 s ice_timeout_fix but hardly ever hit. */
+#define MEDIA_OFFER_TIMEOUT_MSEC 5000U
+/* webrtcbin answers promises from its own thread within milliseconds; never block forever. */
+#define MEDIA_PROMISE_TIMEOUT_USEC (5 * G_USEC_PER_SEC)
+
+typedef enum DispatchKind {
+        DISPATCH_OFFER_READY,
+        DISPATCH_OFFER_ERROR,
+        DISPATCH_FIRST_AUDIO,
+        DISPATCH_FAILED,
+} DispatchKind;
+
+struct Media {
+        gint n_ref; /* atomic */
+
+        /* Immutable after media_new_offer() returns; read from any thread. */
+        GMainContext *context;
+        MediaCallbacks cb;
+        void *userdata;
+        char *output_target;
+        GstElement *pipeline;
+        GstElement *webrtcbin;
+        GstElement *volume;
+        GstElement *dtmfsrc; /* RFC 4733 sender, fed by custom upstream events (platform-notes §2) */
+        gint64 start_usec;   /* monotonic, for timing logs */
+
+        GMutex lock;        /* protects freed and pending */
+        bool freed;         /* media_free() was called */
+        GPtrArray *pending; /* GSource* of queued dispatches, one ref each */
+
+        gint negotiation_needed; /* atomic: on-negotiation-needed fired */
+        gint sending;            /* atomic: the first RTP packet reached webrtcbin */
+        gint offer_requested;    /* atomic: create-offer issued */
+        gint first_audio_seen;   /* atomic: first decoded buffer seen */
+        gint starting;           /* atomic: the READY -> PLAYING change is still running */
+
+        /* Main context only. */
+        gulong handler_ids[5];
+        GSource *bus_source;
+        GSource *offer_timeout;
+        bool offer_done;
+        bool failure_reported;
+        bool muted;
+        char *answer_text; /* normalised text of the applied answer */
+        char *codec;       /* first codec of the answer, lower case */
+        uint64_t first_audio_usec;
+};
+
+typedef struct Dispatch {
+        Media *m; /* ref */
+        GSource *source;
+        DispatchKind kind;
+        int error;
+        char *message;
+        uint64_t usec;
+} Dispatch;
+
+static const struct {
+        const char *factory;
+        const char *package;
+} required_factories[] = {
+        { "pipewiresrc", "gstreamer1.0-pipewire" },       { "pipewiresink", "gstreamer1.0-pipewire" },
+        { "webrtcbin", "gstreamer1.0-plugins-bad" },      { "dtlssrtpenc", "gstreamer1.0-plugins-bad" },
+        { "dtlssrtpdec", "gstreamer1.0-plugins-bad" },    { "srtpenc", "gstreamer1.0-plugins-bad" },
+        { "nicesrc", "gstreamer1.0-nice" },               { "nicesink", "gstreamer1.0-nice" },
+        { "rtpbin", "gstreamer1.0-plugins-good" },        { "audioconvert", "gstreamer1.0-plugins-base" },
+        { "audioresample", "gstreamer1.0-plugins-base" }, { "volume", "gstreamer1.0-plugins-base" },
+        { "opusenc", "gstreamer1.0-plugins-base" },       { "opusdec", "gstreamer1.0-plugins-base" },
+        { "rtpopuspay", "gstreamer1.0-plugins-good" },    { "rtpopusdepay", "gstreamer1.0-plugins-good" },
+        { "rtppcmudepay", "gstreamer1.0-plugins-good" },  { "rtppcmadepay", "gstreamer1.0-plugins-good" },
+        { "mulawdec", "gstreamer1.0-plugins-good" },      { "alawdec", "gstreamer1.0-plugins-good" },
+        { "rtpdtmfmux", "gstreamer1.0-plugins-good" },    { "rtpdtmfsrc", "gstreamer1.0-plugins-good" },
+        { "rtpdtmfdepay", "gstreamer1.0-plugins-good" },  { "queue", "gstreamer1.0 (core)" },
+        { "capsfilter", "gstreamer1.0 (core)" },          { "fakesink", "gstreamer1.0 (core)" },
+};
+
+/* Codecs the offer must carry besides Opus (gateway-protocol §4). webrtcbin 1.22 only puts the
+ * codecs of the caps seen on its sink pad into the offer, so they are added to the SDP text
+ * before set-local-description (platform-notes §2). */
+static const struct {
+        const char *pt;
+        const char *rtpmap;
+        const char *fmtp;
+} offer_extra_codecs[] = {
+        { "0", "0 PCMU/8000", NULL },
+        { "8", "8 PCMA/8000", NULL },
+        { "101", "101 telephone-event/48000", "101 0-15" },
+        { "126", "126 telephone-event/8000", "126 0-15" },
+};
+
+static Media *media_ref(Media *m) {
+        g_atomic_int_inc(&m->n_ref);
+        return m;
+}
+
+static void media_unref(Media *m) {
+        if (!m || !g_atomic_int_dec_and_test(&m->n_ref))
+                return;
+        /* media_free() already released the pipeline; this is the memory only. */
+        g_ptr_array_unref(m->pending);
+        g_mutex_clear(&m->lock);
+        g_main_context_unref(m->context);
+        g_free(m->output_target);
+        g_free(m->answer_text);
+        g_free(m->codec);
+        g_free(m);
+}
+
+static void media_unref_notify(gpointer p) {
+        media_unref(p);
+}
+
+static void media_closure_notify(gpointer p, GClosure *closure) {
+        media_unref(p);
+}
+
+static bool media_is_freed(Media *m) {
+        bool freed;
+
+        g_mutex_lock(&m->lock);
+        freed = m->freed;
+        g_mutex_unlock(&m->lock);
+        return freed;
+}
+
+static uint64_t media_elapsed_msec(const Media *m) {
+        return (uint64_t) (g_get_monotonic_time() - m->start_usec) / 1000U;
+}
+
+/* ---- hopping to the main context ---- */
+
+static void dispatch_free(gpointer p) {
+        Dispatch *d = p;
+
+        media_unref(d->m);
+        g_free(d->message);
+        g_free(d);
+}
+
+static void media_report_failure(Media *m, int error, const char *message);
+static void media_deliver_offer(Media *m, bool timed_out);
+
+static gboolean dispatch_run(gpointer p) {
+        Dispatch *d = p;
+        Media *m = d->m;
+        bool freed, removed;
+
+        g_mutex_lock(&m->lock);
+        freed = m->freed;
+        removed = g_ptr_array_remove_fast(m->pending, d->source);
+        g_mutex_unlock(&m->lock);
+        if (removed)
+                g_source_unref(d->source); /* the main loop still holds its own ref */
+        if (freed)
+                return G_SOURCE_REMOVE;
+
+        /* d keeps a ref on m, so a callback may call media_free() safely. */
+        switch (d->kind) {
+        case DISPATCH_OFFER_READY:
+                media_deliver_offer(m, false);
+                break;
+        case DISPATCH_OFFER_ERROR:
+        case DISPATCH_FAILED:
+                media_report_failure(m, d->error, d->message);
+                break;
+        case DISPATCH_FIRST_AUDIO:
+                if (m->first_audio_usec != 0)
+                        break;
+                m->first_audio_usec = d->usec;
+                log_debug("Media: first decoded remote audio %" PRIu64 " ms after start.",
+                          media_elapsed_msec(m));
+                if (m->cb.first_audio)
+                        m->cb.first_audio(m, m->userdata);
+                break;
+        }
+        return G_SOURCE_REMOVE;
+}
+
+/* Callable from any thread. Always queued, never run inline: g_main_context_invoke() would run
+ * the function right away on a GStreamer thread whenever it can acquire the context (for
+ * instance while the main thread sits in media_get_stats() or before the loop runs), which
+ * would break the "callbacks only on the main context" rule. */
+static void media_queue(Media *m, DispatchKind kind, int error, const char *message, uint64_t usec) {
+        Dispatch *d;
+        GSource *source;
+
+        d = g_new0(Dispatch, 1);
+        d->m = media_ref(m);
+        d->kind = kind;
+        d->error = error;
+        d->message = g_strdup(message);
+        d->usec = usec;
+
+        source = g_idle_source_new();
+        g_source_set_priority(source, G_PRIORITY_DEFAULT);
+        g_source_set_static_name(source, "bwcall-media-dispatch");
+        g_source_set_callback(source, dispatch_run, d, dispatch_free);
+        d->source = source;
+
+        g_mutex_lock(&m->lock);
+        if (!m->freed) {
+                g_ptr_array_add(m->pending, g_source_ref(source));
+                g_source_attach(source, m->context);
+        }
+        g_mutex_unlock(&m->lock);
+        g_source_unref(source); /* unattached: finalises now and frees d */
+}
+
+/* ---- main context: results to the user ---- */
+
+static void media_report_failure(Media *m, int error, const char *message) {
+        if (m->failure_reported)
+                return;
+        m->failure_reported = true;
+
+        if (!m->offer_done) {
+                /* Nothing was handed out yet: the offer itself failed. */
+                m->offer_done = true;
+                if (m->offer_timeout) {
+                        g_source_destroy(m->offer_timeout);
+                        g_clear_pointer(&m->offer_timeout, g_source_unref);
+                }
+                log_error_errno(error, "Media: creating the offer failed: %s", message);
+                if (m->cb.offer_ready)
+                        m->cb.offer_ready(m, NULL, error, m->userdata);
+                return;
+        }
+
+        log_error_errno(error, "Media: %s", message);
+        if (m->cb.failed)
+                m->cb.failed(m, error, message, m->userdata);
+}
+
+static unsigned sdp_count_candidates(const GstSDPMessage *sdp) {
+        unsigned n = 0;
+
+        for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
+                const GstSDPMedia *media = gst_sdp_message_get_media(sdp, i);
+
+                for (guint j = 0; j < gst_sdp_media_attributes_len(media); j++)
+                        if (g_strcmp0(gst_sdp_media_get_attribute(media, j)->key, "candidate") == 0)
+                                n++;
+        }
+        return n;
+}
+
+static void media_deliver_offer(Media *m, bool timed_out) {
+        GstWebRTCSessionDescription *desc = NULL;
+        g_autofree char *text = NULL;
+        unsigned n_candidates;
+
+        if (m->offer_done)
+                return;
+
+        g_object_get(m->webrtcbin, "local-description", &desc, NULL);
+        if (!desc) {
+                if (timed_out)
+                        media_report_failure(m, -ETIMEDOUT, "no local description in time");
+                return;
+        }
+        n_candidates = sdp_count_candidates(desc->sdp);
+        text = gst_sdp_message_as_text(desc->sdp);
+        gst_webrtc_session_description_free(desc);
+
+        if (n_candidates == 0 || !text) {
+                /* Without a local candidate libnice has no socket to check from: the call could
+                 * never connect. Happens when the configured ICE addresses do not exist. */
+                media_report_failure(m, -EADDRNOTAVAIL,
+                                     "ICE gathering produced no candidate (check the ICE address list)");
+                return;
+        }
+        if (timed_out)
+                log_warning("Media: ICE gathering not complete after %u ms, offering the %u candidate(s) "
+                            "found.", MEDIA_OFFER_TIMEOUT_MSEC, n_candidates);
+
+        m->offer_done = true;
+        if (m->offer_timeout) {
+                g_source_destroy(m->offer_timeout);
+                g_clear_pointer(&m->offer_timeout, g_source_unref);
+        }
+        log_debug("Media: offer ready after %" PRIu64 " ms with %u candidate(s).",
+                  media_elapsed_msec(m), n_candidates);
+        if (m->cb.offer_ready)
+                m->cb.offer_ready(m, text, 0, m->userdata);
+}
+
+static gboolean on_offer_timeout(gpointer userdata) {
+        Media *m = media_ref(userdata); /* the callback may call media_free() */
+
+        g_clear_pointer(&m->offer_timeout, g_source_unref);
+        if (!g_atomic_int_get(&m->sending))
+                /* The offer waits for the first encoded packet (media_maybe_create_offer()). */
+                media_report_failure(m, -ENODEV, "no audio from the microphone (pipewiresrc) in time");
+        else {
+                media_deliver_offer(m, true);
+                if (!m->offer_done)
+                        media_report_failure(m, -ETIMEDOUT, "ICE gathering did not complete");
+        }
+        media_unref(m);
+        return G_SOURCE_REMOVE;
+}
+
+/* ---- offer creation (webrtcbin's thread) ---- */
+
+static bool sdp_media_has_format(const GstSDPMedia *media, const char *pt) {
+        for (guint i = 0; i < gst_sdp_media_formats_len(media); i++)
+                if (g_strcmp0(gst_sdp_media_get_format(media, i), pt) == 0)
+                        return true;
+        return false;
+}
+
+static void offer_add_codecs(GstSDPMessage *sdp) {
+        for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
+                GstSDPMedia *media = (GstSDPMedia *) gst_sdp_message_get_media(sdp, i);
+
+                if (g_strcmp0(gst_sdp_media_get_media(media), "audio") != 0)
+                        continue;
+                /* Opus stays first (webrtcbin puts PT 111 there); the rest are appended. */
+                for (size_t j = 0; j < ELEMENTSOF(offer_extra_codecs); j++) {
+                        if (sdp_media_has_format(media, offer_extra_codecs[j].pt))
+                                continue;
+                        gst_sdp_media_add_format(media, offer_extra_codecs[j].pt);
+                        gst_sdp_media_add_attribute(media, "rtpmap", offer_extra_codecs[j].rtpmap);
+                        if (offer_extra_codecs[j].fmtp)
+                                gst_sdp_media_add_attribute(media, "fmtp", offer_extra_codecs[j].fmtp);
+                }
+        }
+}
+
+static char *promise_error_message(GstPromise *promise) {
+        const GstStructure *reply;
+        GError *error = NULL;
+        char *message;
+
+        if (gst_promise_wait(promise) != GST_PROMISE_RESULT_REPLIED)
+                return g_strdup("webrtcbin did not reply (interrupted or expired)");
+        reply = gst_promise_get_reply(promise);
+        if (!reply || !gst_structure_has_field(reply, "error"))
+                return NULL;
+        gst_structure_get(reply, "error", G_TYPE_ERROR, &error, NULL);
+        message = g_strdup(error ? error->message : "unknown webrtcbin error");
+        g_clear_error(&error);
+        return message;
+}
+
+static void on_local_description_set(GstPromise *promise, gpointer userdata) {
+        Media *m = userdata;
+        g_autofree char *error = promise_error_message(promise);
+
+        gst_promise_unref(promise);
+        if (error) {
+                g_autofree char *message = g_strdup_printf("webrtcbin rejected the local offer: %s", error);
+                media_queue(m, DISPATCH_OFFER_ERROR, -EPROTO, message, 0);
+        }
+}
+
+static void on_offer_created(GstPromise *promise, gpointer userdata) {
+        Media *m = userdata;
+        GstWebRTCSessionDescription *offer = NULL;
+        g_autofree char *error = promise_error_message(promise);
+        GstPromise *set_promise;
+
+        if (!error) {
+                const GstStructure *reply = gst_promise_get_reply(promise);
+
+                if (reply)
+                        gst_structure_get(reply, "offer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, NULL);
+        }
+        gst_promise_unref(promise);
+
+        if (!offer) {
+                g_autofree char *message =
+                        g_strdup_printf("create-offer failed: %s", error ?: "no offer in the reply");
+                media_queue(m, DISPATCH_OFFER_ERROR, -EPROTO, message, 0);
+                return;
+        }
+        if (media_is_freed(m)) {
+                gst_webrtc_session_description_free(offer);
+                return;
+        }
+
+        offer_add_codecs(offer->sdp);
+
+        /* Gathering starts here; the result arrives through notify::ice-gathering-state. */
+        set_promise = gst_promise_new_with_change_func(on_local_description_set, media_ref(m),
+                                                       media_unref_notify);
+        g_signal_emit_by_name(m->webrtcbin, "set-local-description", offer, set_promise);
+        gst_webrtc_session_description_free(offer);
+}
+
+/* Creates the offer once webrtcbin wants one (on-negotiation-needed) *and* the first RTP packet
+ * has reached it. Before the first packet webrtcbin 1.22 builds the m-line from a caps query on
+ * its sink pad, which through rtpdtmfmux yields the rtpdtmfsrc caps: the offer would carry
+ * telephone-event alone. Once caps were received it intersects the codec preferences with them:
+ * Opus (platform-notes §1: "create the offer only from on-negotiation-needed", plus this). The
+ * wait is the microphone's first 20 ms frame. Called from webrtcbin's or the send thread. */
+static void media_maybe_create_offer(Media *m) {
+        GstPromise *promise;
+
+        if (!g_atomic_int_get(&m->negotiation_needed) || !g_atomic_int_get(&m->sending))
+                return;
+        if (!g_atomic_int_compare_and_exchange(&m->offer_requested, 0, 1))
+                return;
+        if (media_is_freed(m))
+                return;
+        promise = gst_promise_new_with_change_func(on_offer_created, media_ref(m), media_unref_notify);
+        g_signal_emit_by_name(m->webrtcbin, "create-offer", NULL, promise);
+}
+
+static void on_negotiation_needed(GstElement *webrtcbin, gpointer userdata) {
+        Media *m = userdata;
+
+        /* Later renegotiation (hold) is not started from here. */
+        g_atomic_int_set(&m->negotiation_needed, 1);
+        media_maybe_create_offer(m);
+}
+
+static GstPadProbeReturn on_first_rtp_packet(GstPad *pad, GstPadProbeInfo *info,
+                                              gpointer userdata) {
+        Media *m = userdata;
+
+        /* Sticky events go out before the buffer, so webrtcbin has stored the CAPS by now. */
+        g_atomic_int_set(&m->sending, 1);
+        media_maybe_create_offer(m);
+        return GST_PAD_PROBE_REMOVE;
+}
+
+static void on_ice_gathering_state(GstElement *webrtcbin, GParamSpec *pspec, gpointer userdata) {
+        Media *m = userdata;
+        GstWebRTCICEGatheringState state;
+
+        g_object_get(webrtcbin, "ice-gathering-state", &state, NULL);
+        /* With gathering complete, local-description already carries every a=candidate. */
+        if (state == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE)
+                media_queue(m, DISPATCH_OFFER_READY, 0, NULL, 0);
+}
+
+static void on_ice_connection_state(GstElement *webrtcbin, GParamSpec *pspec, gpointer userdata) {
+        Media *m = userdata;
+        GstWebRTCICEConnectionState state;
+
+        g_object_get(webrtcbin, "ice-connection-state", &state, NULL);
+        if (state == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED)
+                media_queue(m, DISPATCH_FAILED, -EHOSTUNREACH, "ICE connection failed", 0);
+}
+
+static void on_connection_state(GstElement *webrtcbin, GParamSpec *pspec, gpointer userdata) {
+        Media *m = userdata;
+        GstWebRTCPeerConnectionState state;
+
+        g_object_get(webrtcbin, "connection-state", &state, NULL);
+        /* Covers DTLS failures too; ICE failures arrive twice and are reported once. */
+        if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED)
+                media_queue(m, DISPATCH_FAILED, -ECONNREFUSED, "WebRTC connection failed (ICE or DTLS)",
+                            0);
+}
+
+/* ---- receive side (streaming threads) ---- */
+
+static GstPadProbeReturn on_first_decoded_buffer(GstPad *pad, GstPadProbeInfo *info,
+                                                  gpointer userdata) {
+        Media *m = userdata;
+
+        if (g_atomic_int_compare_and_exchange(&m->first_audio_seen, 0, 1))
+                media_queue(m, DISPATCH_FIRST_AUDIO, 0, NULL, (uint64_t) g_get_real_time());
+        return GST_PAD_PROBE_REMOVE;
+}
+
+static GstElement *make_element(const char *factory) {
+        GstElement *e = gst_element_factory_make(factory, NULL);
+
+        if (!e)
+                log_error("Media: GStreamer element '%s' is missing.", factory);
+        return e;
+}
+
+static void set_stream_properties(GstElement *e, const char *props) {
+        GstStructure *s = gst_structure_new_from_string(props);
+
+        g_object_set(e, "stream-properties", s, NULL);
+        gst_structure_free(s);
+}
+
+/* Builds and links the decoding branch for one webrtcbin src pad. Runs on a streaming thread,
+ * before the CAPS event leaves the pad. */
+static int media_link_receive_branch(Media *m, GstPad *pad, const GstCaps *caps) {
+        const GstStructure *s = gst_caps_get_structure(caps, 0);
+        const char *encoding = s ? gst_structure_get_string(s, "encoding-name") : NULL;
+        const char *depay_name = NULL, *dec_name = NULL;
+        GstElement *chain[7] = {};
+        size_t n = 0;
+        bool audio = false;
+        g_autoptr(GstPad) sinkpad = NULL;
+
+        if (!encoding)
+                encoding = "";
+        if (g_ascii_strcasecmp(encoding, "OPUS") == 0) {
+                depay_name = "rtpopusdepay";
+                dec_name = "opusdec";
+        } else if (g_ascii_strcasecmp(encoding, "PCMU") == 0) {
+                depay_name = "rtppcmudepay";
+                dec_name = "mulawdec";
+        } else if (g_ascii_strcasecmp(encoding, "PCMA") == 0) {
+                depay_name = "rtppcmadepay";
+                dec_name = "alawdec";
+        } else if (g_ascii_strcasecmp(encoding, "TELEPHONE-EVENT") == 0)
+                /* rtpdtmfdepay posts a "dtmf-event" element message per digit on the bus. */
+                depay_name = "rtpdtmfdepay";
+        else
+                log_warning("Media: remote stream with unsupported encoding '%s', discarding it.", encoding);
+
+        audio = dec_name != NULL;
+        if (!(chain[n++] = make_element("queue")))
+                goto fail;
+        if (depay_name && !(chain[n++] = make_element(depay_name)))
+                goto fail;
+        if (audio) {
+                if (!(chain[n++] = make_element(dec_name)) ||
+                    !(chain[n++] = make_element("audioconvert")) ||
+                    !(chain[n++] = make_element("audioresample")) ||
+                    !(chain[n++] = make_element("pipewiresink")))
+                        goto fail;
+                if (m->output_target)
+                        g_object_set(chain[n - 1], "target-object", m->output_target, NULL);
+                set_stream_properties(chain[n - 1], "props,media.role=Communication");
+                /* A sink added to a playing live pipeline must not wait for preroll. */
+                g_object_set(chain[n - 1], "async", FALSE, NULL);
+        } else {
+                if (!(chain[n++] = make_element("fakesink")))
+                        goto fail;
+                g_object_set(chain[n - 1], "async", FALSE, "sync", FALSE, NULL);
+        }
+
+        for (size_t i = 0; i < n; i++)
+                gst_bin_add(GST_BIN(m->pipeline), chain[i]);
+        for (size_t i = 0; i + 1 < n; i++)
+                if (!gst_element_link(chain[i], chain[i + 1])) {
+                        log_error("Media: cannot link the %s receive branch.", encoding);
+                        return -EINVAL;
+                }
+        for (size_t i = n; i > 0; i--)
+                gst_element_sync_state_with_parent(chain[i - 1]);
+
+        if (audio) {
+                g_autoptr(GstPad) decpad = gst_element_get_static_pad(chain[2], "src");
+
+                gst_pad_add_probe(decpad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+                                  on_first_decoded_buffer, media_ref(m), media_unref_notify);
+        }
+
+        sinkpad = gst_element_get_static_pad(chain[0], "sink");
+        if (GST_PAD_LINK_FAILED(gst_pad_link(pad, sinkpad))) {
+                log_error("Media: cannot link webrtcbin pad %s to the %s branch.", GST_PAD_NAME(pad),
+                          encoding);
+                return -EINVAL;
+        }
+        log_debug("Media: receiving %s on %s.", encoding, GST_PAD_NAME(pad));
+        return 0;
+
+fail:
+        for (size_t i = 0; i < n; i++)
+                if (chain[i])
+                        gst_object_unref(chain[i]);
+        return -ENODEV;
+}
+
+static void media_handle_new_stream(Media *m, GstPad *pad, const GstCaps *caps) {
+        int r;
+
+        if (media_is_freed(m))
+                return;
+        r = media_link_receive_branch(m, pad, caps);
+        if (r < 0) {
+                g_autofree char *caps_text = gst_caps_to_string(caps);
+                g_autofree char *message = g_strdup_printf("cannot play the remote stream %s", caps_text);
+
+                media_queue(m, DISPATCH_FAILED, r, message, 0);
+        }
+}
+
+static GstPadProbeReturn on_src_pad_event(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
+        Media *m = userdata;
+        GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+        GstCaps *caps = NULL;
+
+        /* Stream-start comes first: let it through and keep blocking until CAPS. */
+        if (!event || GST_EVENT_TYPE(event) != GST_EVENT_CAPS)
+                return GST_PAD_PROBE_PASS;
+        gst_event_parse_caps(event, &caps);
+        media_handle_new_stream(m, pad, caps);
+        return GST_PAD_PROBE_REMOVE;
+}
+
+static void on_pad_added(GstElement *webrtcbin, GstPad *pad, gpointer userdata) {
+        Media *m = userdata;
+        g_autoptr(GstCaps) caps = NULL;
+
+        if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC)
+                return;
+
+        /* At pad-added time a caps query only says application/x-rtp; the encoding comes with the
+         * CAPS event (platform-notes §1). */
+        caps = gst_pad_get_current_caps(pad);
+        if (caps && gst_caps_is_fixed(caps) &&
+            gst_structure_has_field(gst_caps_get_structure(caps, 0), "encoding-name")) {
+                media_handle_new_stream(m, pad, caps);
+                return;
+        }
+        gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BLOCK | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+                          on_src_pad_event, media_ref(m), media_unref_notify);
+}
+
+/* ---- bus (main context) ---- */
+
+static gboolean on_bus_message(GstBus *bus, GstMessage *message, gpointer userdata) {
+        Media *m = userdata;
+
+        switch (GST_MESSAGE_TYPE(message)) {
+        case GST_MESSAGE_ERROR: {
+                g_autoptr(GError) error = NULL;
+                g_autofree char *debug = NULL, *text = NULL;
+
+                gst_message_parse_error(message, &error, &debug);
+                log_debug("Media: error from %s: %s (%s)", GST_OBJECT_NAME(GST_MESSAGE_SRC(message)),
+                          error ? error->message : "?", debug ?: "");
+                if (m->failure_reported)
+                        log_warning("Media: %s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(message)),
+                                    error ? error->message : "pipeline error");
+                text = g_strdup_printf("%s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(message)),
+                                       error ? error->message : "pipeline error");
+                media_report_failure(m, -EIO, text);
+                break;
+        }
+        case GST_MESSAGE_WARNING: {
+                g_autoptr(GError) error = NULL;
+
+                gst_message_parse_warning(message, &error, NULL);
+                log_warning("Media: %s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(message)),
+                            error ? error->message : "warning");
+                break;
+        }
+        case GST_MESSAGE_LATENCY:
+                /* Receive branches are added while playing; let the pipeline redistribute. */
+                gst_bin_recalculate_latency(GST_BIN(m->pipeline));
+                break;
+        case GST_MESSAGE_ELEMENT: {
+                const GstStructure *s = gst_message_get_structure(message);
+                int number;
+
+                if (s && gst_structure_has_name(s, "dtmf-event") &&
+                    gst_structure_get_int(s, "number", &number))
+                        log_debug("Media: received RFC 4733 event %d.", number);
+                break;
+        }
+        default:
+                break;
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+/* ---- construction ---- */
+
+static int media_check_factories(void) {
+        for (size_t i = 0; i < ELEMENTSOF(required_factories); i++) {
+                g_autoptr(GstElementFactory) f = gst_element_factory_find(required_factories[i].factory);
+
+                if (!f)
+                        return log_error_errno(-ENODEV,
+                                               "GStreamer element '%s' is missing (package %s).",
+                                               required_factories[i].factory,
+                                               required_factories[i].package);
+        }
+        return 0;
+}
+
+static void media_connect(Media *m, size_t slot, const char *signal, GCallback callback) {
+        assert(slot < ELEMENTSOF(m->handler_ids));
+        m->handler_ids[slot] = g_signal_connect_data(m->webrtcbin, signal, callback, media_ref(m),
+                                                     media_closure_notify, 0);
+}
+
+/* webrtcbin answers its sink pad's accept-caps and caps queries from the transceiver's codec
+ * preferences, so they must hold both what rtpopuspay and what rtpdtmfsrc send: with Opus alone
+ * the first DTMF digit fails with not-negotiated and stops the whole send branch. The fmtp fields
+ * are the ones browsers offer for Opus. */
+static int media_set_codec_preferences(Media *m) {
+        g_autoptr(GstWebRTCRTPTransceiver) transceiver = NULL;
+        g_autoptr(GstCaps) caps = NULL;
+
+        g_signal_emit_by_name(m->webrtcbin, "get-transceiver", 0, &transceiver);
+        if (!transceiver)
+                return log_error_errno(-EINVAL, "Media: webrtcbin has no transceiver for the audio pad.");
+        caps = gst_caps_from_string("application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,"
+                                    "payload=111,encoding-params=(string)2,minptime=(string)10,"
+                                    "useinbandfec=(string)1;"
+                                    "application/x-rtp,media=audio,encoding-name=TELEPHONE-EVENT,"
+                                    "clock-rate=48000,payload=101");
+        if (!caps)
+                return log_error_errno(-EINVAL, "Media: bad codec preference caps.");
+        g_object_set(transceiver, "codec-preferences", caps, NULL);
+        return 0;
+}
+
+static int media_build(Media *m, const MediaConfig *config) {
+        GstElement *src, *convert, *resample, *capsfilter, *opusenc, *pay, *mux, *queue, *dtmfcaps;
+        g_autoptr(GstPad) mux_sink = NULL, mux_prio = NULL, queue_src = NULL;
+        g_autoptr(GstCaps) raw_caps = NULL, dtmf_caps = NULL;
+        g_autoptr(GstBus) bus = NULL;
+        int r;
+
+        m->pipeline = gst_pipeline_new("bwcall-media");
+        src = make_element("pipewiresrc");
+        convert = make_element("audioconvert");
+        resample = make_element("audioresample");
+        capsfilter = make_element("capsfilter");
+        m->volume = make_element("volume");
+        opusenc = make_element("opusenc");
+        pay = make_element("rtpopuspay");
+        mux = make_element("rtpdtmfmux");
+        queue = make_element("queue");
+        m->dtmfsrc = make_element("rtpdtmfsrc");
+        dtmfcaps = make_element("capsfilter");
+        m->webrtcbin = make_element("webrtcbin");
+
+        {
+                GstElement *all[] = { src, convert, resample, capsfilter, m->volume, opusenc,
+                                      pay, mux,     queue,    m->dtmfsrc, dtmfcaps, m->webrtcbin };
+                bool missing = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                        missing = missing || !all[i];
+                if (!m->pipeline || missing) {
+                        for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                                if (all[i])
+                                        gst_object_unref(all[i]);
+                        m->volume = m->dtmfsrc = m->webrtcbin = NULL;
+                        return -ENODEV;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                        gst_bin_add(GST_BIN(m->pipeline), all[i]);
+        }
+
+        /* pipewiresrc would provide the pipeline clock (GstPipeWireClock), which jumped by ~1600 s
+         * here once the speaker stream joined the graph. rtpdtmfsrc stamps digits from the clock,
+         * and rtpdtmfmux then drops every Opus packet older than the last digit: the microphone
+         * went silent for good after the first DTMF. The monotonic system clock has no such jumps,
+         * and pipewiresrc timestamps follow it as well (measured: 5-30 ms behind, no drift). */
+        {
+                GstClock *clock = gst_system_clock_obtain();
+
+                gst_pipeline_use_clock(GST_PIPELINE(m->pipeline), clock);
+                gst_object_unref(clock);
+        }
+
+        /* pipewiresrc stalls after 16 buffers in 0.3.65 unless it copies (platform-notes §3). */
+        g_object_set(src, "always-copy", TRUE, NULL);
+        if (config->input_target && *config->input_target)
+                g_object_set(src, "target-object", config->input_target, NULL);
+        set_stream_properties(src, "props,media.role=Communication");
+
+        raw_caps = gst_caps_from_string("audio/x-raw,rate=48000,channels=1");
+        g_object_set(capsfilter, "caps", raw_caps, NULL);
+        gst_util_set_object_arg(G_OBJECT(opusenc), "audio-type", "voice");
+        g_object_set(opusenc, "inband-fec", TRUE, NULL);
+        g_object_set(pay, "pt", OFFER_PT_OPUS, NULL);
+
+        /* RFC 4733 sender, idle until a digit is pushed as a custom upstream event on its src pad.
+         * It only negotiates when the first digit goes out, so the offer sees Opus caps alone. */
+        g_object_set(m->dtmfsrc, "pt", 101, NULL);
+        dtmf_caps = gst_caps_from_string("application/x-rtp,clock-rate=48000");
+        g_object_set(dtmfcaps, "caps", dtmf_caps, NULL);
+
+        gst_util_set_object_arg(G_OBJECT(m->webrtcbin), "bundle-policy", "max-bundle");
+        g_object_set(m->webrtcbin, "latency",
+                     config->latency_ms > 0 ? config->latency_ms : MEDIA_DEFAULT_LATENCY_MS, NULL);
+        if (config->stun_servers && config->stun_servers[0] && *config->stun_servers[0]) {
+                g_object_set(m->webrtcbin, "stun-server", config->stun_servers[0], NULL);
+                if (config->stun_servers[1])
+                        log_debug("Media: webrtcbin takes one STUN server, using %s.",
+                                  config->stun_servers[0]);
+        }
+
+        /* Must happen before set-local-description starts gathering (platform-notes §1). */
+        r = ice_restrict_webrtcbin(m->webrtcbin, config->ice_addresses, config->upnp);
+        if (r < 0)
+                return log_error_errno(r, "Media: cannot restrict ICE addresses: %m");
+
+        mux_sink = gst_element_request_pad_simple(mux, "sink_%u");
+        mux_prio = gst_element_request_pad_simple(mux, "priority_sink_%u");
+        if (!mux_sink || !mux_prio)
+                return log_error_errno(-EINVAL, "Media: rtpdtmfmux gave no request pads.");
+        if (!gst_element_link_many(src, convert, resample, capsfilter, m->volume, opusenc, pay, NULL) ||
+            !gst_element_link_pads(pay, "src", mux, GST_PAD_NAME(mux_sink)) ||
+            !gst_element_link_many(mux, queue, m->webrtcbin, NULL) ||
+            !gst_element_link(m->dtmfsrc, dtmfcaps) ||
+            !gst_element_link_pads(dtmfcaps, "src", mux, GST_PAD_NAME(mux_prio)))
+                return log_error_errno(-EINVAL, "Media: cannot link the send pipeline.");
+
+        r = media_set_codec_preferences(m);
+        if (r < 0)
+                return r;
+
+        queue_src = gst_element_get_static_pad(queue, "src");
+        gst_pad_add_probe(queue_src, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+                          on_first_rtp_packet, media_ref(m), media_unref_notify);
+
+        media_connect(m, 0, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed));
+        media_connect(m, 1, "notify::ice-gathering-state", G_CALLBACK(on_ice_gathering_state));
+        media_connect(m, 2, "notify::ice-connection-state", G_CALLBACK(on_ice_connection_state));
+        media_connect(m, 3, "notify::connection-state", G_CALLBACK(on_connection_state));
+        media_connect(m, 4, "pad-added", G_CALLBACK(on_pad_added));
+
+        bus = gst_pipeline_get_bus(GST_PIPELINE(m->pipeline));
+        m->bus_source = gst_bus_create_watch(bus);
+        g_source_set_callback(m->bus_source, (GSourceFunc) (void (*)(void)) on_bus_message, m, NULL);
+        g_source_attach(m->bus_source, m->context);
+        return 0;
+}
+
+static void media_start_async(GstElement *pipeline, gpointer userdata) {
+        Media *m = userdata;
+
+        if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
+                media_queue(m, DISPATCH_OFFER_ERROR, -EIO,
+                            "cannot start the pipeline (microphone or speaker not available?)", 0);
+        g_atomic_int_set(&m->starting, 0);
+}
+
+static void media_stop_async(GstElement *pipeline, gpointer userdata) {
+        gst_element_set_state(pipeline, GST_STATE_NULL);
+}
+
+int media_new_offer(const MediaConfig *config, const MediaCallbacks *cb, void *userdata, Media **ret) {
+        static const MediaConfig default_config = {};
+        Media *m;
+        int r;
+
+        assert(cb);
+        assert(ret);
+        if (!config)
+                config = &default_config;
+        if (!gst_is_initialized())
+                gst_init(NULL, NULL);
+
+        r = media_check_factories();
+        if (r < 0)
+                return r;
+
+        m = g_new0(Media, 1);
+        m->n_ref = 1;
+        m->context = g_main_context_ref_thread_default();
+        m->cb = *cb;
+        m->userdata = userdata;
+        if (config->output_target && *config->output_target)
+                m->output_target = g_strdup(config->output_target);
+        m->start_usec = g_get_monotonic_time();
+        g_mutex_init(&m->lock);
+        m->pending = g_ptr_array_new();
+
+        r = media_build(m, config);
+        if (r < 0) {
+                media_free(m);
+                return r;
+        }
+
+        /* READY connects to PipeWire: quick, and fails right away when PipeWire is not running. */
+        if (gst_element_set_state(m->pipeline, GST_STATE_READY) == GST_STATE_CHANGE_FAILURE) {
+                /* The bus usually has the reason (e.g. "can't connect"). */
+                g_autoptr(GstBus) bus = gst_pipeline_get_bus(GST_PIPELINE(m->pipeline));
+                g_autoptr(GstMessage) msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+                g_autoptr(GError) error = NULL;
+
+                if (msg)
+                        gst_message_parse_error(msg, &error, NULL);
+                log_error("Media: cannot start the pipeline (%s: %s); is PipeWire running?",
+                          msg ? GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)) : "pipeline",
+                          error ? error->message : "state change failed");
+                media_free(m);
+                return -EIO;
+        }
+
+        m->offer_timeout = g_timeout_source_new(MEDIA_OFFER_TIMEOUT_MSEC);
+        g_source_set_callback(m->offer_timeout, on_offer_timeout, m, NULL);
+        g_source_attach(m->offer_timeout, m->context);
+
+        /* READY -> PAUSED waits in pipewiresrc until PipeWire has linked the stream, and for up to
+         * 30 s (fixed in 0.3.65) when it cannot be linked (missing target, no source at all). That
+         * must not stall the main loop: a GStreamer worker does it. */
+        g_atomic_int_set(&m->starting, 1);
+        gst_element_call_async(m->pipeline, media_start_async, media_ref(m), media_unref_notify);
+
+        *ret = m;
+        return 0;
+}
+
+/* ---- answer ---- */
+
+typedef struct PromiseWaiter {
+        gint n_ref;
+        GMutex lock;
+        GCond cond;
+        bool done;
+} PromiseWaiter;
+
+static void promise_waiter_unref(gpointer p) {
+        PromiseWaiter *w = p;
+
+        if (!g_atomic_int_dec_and_test(&w->n_ref))
+                return;
+        g_mutex_clear(&w->lock);
+        g_cond_clear(&w->cond);
+        g_free(w);
+}
+
+static void promise_waiter_changed(GstPromise *promise, gpointer userdata) {
+        PromiseWaiter *w = userdata;
+
+        g_mutex_lock(&w->lock);
+        w->done = true;
+        g_cond_broadcast(&w->cond);
+        g_mutex_unlock(&w->lock);
+}
+
+/* Emits a webrtcbin action with a promise and waits (bounded) for its reply. webrtcbin answers
+ * from its own thread, so blocking the main thread briefly is fine. Returns the promise (caller
+ * unrefs) or NULL on timeout. */
+static GstPromise *media_call_sync(Media *m, const char *action, gpointer arg) {
+        PromiseWaiter *w = g_new0(PromiseWaiter, 1);
+        GstPromise *promise;
+        gint64 deadline = g_get_monotonic_time() + MEDIA_PROMISE_TIMEOUT_USEC;
+        bool done;
+
+        w->n_ref = 2;
+        g_mutex_init(&w->lock);
+        g_cond_init(&w->cond);
+        promise = gst_promise_new_with_change_func(promise_waiter_changed, w, promise_waiter_unref);
+
+        g_signal_emit_by_name(m->webrtcbin, action, arg, promise);
+
+        g_mutex_lock(&w->lock);
+        while (!w->done)
+                if (!g_cond_wait_until(&w->cond, &w->lock, deadline))
+                        break;
+        done = w->done;
+        g_mutex_unlock(&w->lock);
+        promise_waiter_unref(w);
+
+        if (!done) {
+                gst_promise_interrupt(promise);
+                gst_promise_unref(promise);
+                return NULL;
+        }
+        return promise;
+}
+
+static const GstSDPMedia *sdp_find_audio(const GstSDPMessage *sdp) {
+        for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
+                const GstSDPMedia *media = gst_sdp_message_get_media(sdp, i);
+
+                if (g_strcmp0(gst_sdp_media_get_media(media), "audio") == 0)
+                        return media;
+        }
+        return NULL;
+}
+
+/* Whether the attribute is present at media or session level (value or not: "a=rtcp-mux"). */
+static bool sdp_has_attribute(const GstSDPMessage *sdp, const GstSDPMedia *media, const char *key) {
+        for (guint i = 0; media && i < gst_sdp_media_attributes_len(media); i++)
+                if (g_strcmp0(gst_sdp_media_get_attribute(media, i)->key, key) == 0)
+                        return true;
+        for (guint i = 0; sdp && i < gst_sdp_message_attributes_len(sdp); i++)
+                if (g_strcmp0(gst_sdp_message_get_attribute(sdp, i)->key, key) == 0)
+                        return true;
+        return false;
+}
+
+/* Checks what webrtcbin needs and returns a description of what is missing, or NULL. */
+static const char *sdp_answer_missing(const GstSDPMessage *sdp) {
+        const GstSDPMedia *audio = sdp_find_audio(sdp);
+
+        if (!audio)
+                return "m=audio";
+        if (gst_sdp_media_get_port(audio) == 0)
+                return "an accepted audio stream (port 0)";
+        if (gst_sdp_media_formats_len(audio) == 0)
+                return "a payload type";
+        if (!sdp_has_attribute(sdp, audio, "ice-ufrag"))
+                return "a=ice-ufrag";
+        if (!sdp_has_attribute(sdp, audio, "ice-pwd"))
+                return "a=ice-pwd";
+        if (!sdp_has_attribute(sdp, audio, "fingerprint"))
+                return "a=fingerprint";
+        if (!sdp_has_attribute(sdp, audio, "rtcp-mux"))
+                return "a=rtcp-mux";
+        if (!sdp_has_attribute(NULL, audio, "candidate"))
+                return "a=candidate";
+        return NULL;
+}
+
+/* Lower-case encoding name of payload type pt in media, from a=rtpmap or the static table. */
+static char *sdp_codec_name(const GstSDPMedia *media, const char *pt) {
+        size_t len = strlen(pt);
+
+        for (guint i = 0; i < gst_sdp_media_attributes_len(media); i++) {
+                const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
+
+                if (g_strcmp0(a->key, "rtpmap") == 0 && a->value && strncmp(a->value, pt, len) == 0 &&
+                    a->value[len] == ' ') {
+                        const char *name = a->value + len + 1;
+
+                        return g_ascii_strdown(name, strcspn(name, "/"));
+                }
+        }
+        if (strcmp(pt, "0") == 0)
+                return g_strdup("pcmu");
+        if (strcmp(pt, "8") == 0)
+                return g_strdup("pcma");
+        return NULL;
+}
+
+static char *sdp_answer_codec(const GstSDPMessage *sdp) {
+        const GstSDPMedia *audio = sdp_find_audio(sdp);
+
+        for (guint i = 0; audio && i < gst_sdp_media_formats_len(audio); i++) {
+                g_autofree char *name = sdp_codec_name(audio, gst_sdp_media_get_format(audio, i));
+
+                if (name && strcmp(name, "telephone-event") != 0)
+                        return TAKE_PTR(name);
+        }
+        return NULL;
+}
+
+int media_set_answer(Media *m, const char *sdp) {
+        GstSDPMessage *msg = NULL;
+        GstWebRTCSessionDescription *desc;
+        g_autofree char *text = NULL, *codec = NULL, *error = NULL;
+        const char *missing;
+        GstPromise *promise;
+
+        assert(m);
+        if (!sdp)
+                return log_error_errno(-EINVAL, "Media: no SDP answer given.");
+
+        if (gst_sdp_message_new_from_text(sdp, &msg) != GST_SDP_OK || !msg)
+                return log_error_errno(-EBADMSG, "Media: the answer is not SDP.");
+        missing = sdp_answer_missing(msg);
+        if (missing) {
+                gst_sdp_message_free(msg);
+                return log_error_errno(-EBADMSG, "Media: the SDP answer lacks %s.", missing);
+        }
+        text = gst_sdp_message_as_text(msg);
+
+        if (m->answer_text) {
+                gst_sdp_message_free(msg);
+                if (strcmp(text, m->answer_text) == 0) {
+                        log_debug("Media: the same SDP answer again, nothing to do.");
+                        return 0;
+                }
+                /* webrtcbin cannot apply a second answer to one offer; the gateway should not send
+                 * one (a 200 after a 183 normally repeats the SDP). */
+                log_warning("Media: a different SDP answer arrived after the first one was applied; "
+                            "keeping the first.");
+                return 0;
+        }
+
+        codec = sdp_answer_codec(msg);
+        desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, msg); /* takes msg */
+        promise = media_call_sync(m, "set-remote-description", desc);
+        gst_webrtc_session_description_free(desc);
+        if (!promise)
+                return log_error_errno(-ETIMEDOUT, "Media: webrtcbin did not apply the answer in time.");
+        error = promise_error_message(promise);
+        gst_promise_unref(promise);
+        if (error)
+                return log_error_errno(-EPROTO, "Media: webrtcbin rejected the SDP answer: %s", error);
+
+        if (codec && strcmp(codec, "opus") != 0)
+                /* The send branch is Opus only; a G.711-only answer would get Opus it cannot decode. */
+                log_warning("Media: the answer prefers %s; this end sends Opus.", codec);
+        m->answer_text = TAKE_PTR(text);
+        free(m->codec);
+        m->codec = TAKE_PTR(codec);
+        log_debug("Media: answer applied %" PRIu64 " ms after start.", media_elapsed_msec(m));
+        return 0;
+}
+
+/* ---- mute, stats ---- */
+
+void media_set_muted(Media *m, bool muted) {
+        assert(m);
+        m->muted = muted;
+        g_object_set(m->volume, "mute", (gboolean) muted, NULL);
+}
+
+bool media_get_muted(const Media *m) {
+        assert(m);
+        return m->muted;
+}
+
+uint64_t media_first_audio_usec(const Media *m) {
+        assert(m);
+        return m->first_audio_usec;
+}
+
+static bool structure_get_number(const GstStructure *s, const char *field, double *ret) {
+        const GValue *v = gst_structure_get_value(s, field);
+        GValue d = G_VALUE_INIT;
+
+        if (!v || !g_value_type_transformable(G_VALUE_TYPE(v), G_TYPE_DOUBLE))
+                return false;
+        g_value_init(&d, G_TYPE_DOUBLE);
+        if (!g_value_transform(v, &d))
+                return false;
+        *ret = g_value_get_double(&d);
+        return true;
+}
+
+static bool stats_nested_lost(const GstStructure *s, double *ret) {
+        GstStructure *source = NULL;
+        bool found;
+
+        if (!gst_structure_get(s, "gst-rtpsource-stats", GST_TYPE_STRUCTURE, &source, NULL))
+                return false;
+        found = structure_get_number(source, "packets-lost", ret);
+        gst_structure_free(source);
+        return found;
+}
+
+typedef struct StatsAcc {
+        double packets_sent, bytes_sent, packets_received, bytes_received, packets_lost, jitter, rtt;
+        bool have_sent, have_received, have_lost, have_jitter, have_rtt;
+        char *codec;
+} StatsAcc;
+
+/* webrtcbin 1.22 points outbound-rtp's codec-id at an empty codec entry; the filled-in one is
+ * the codec stats of the sink pad, codec-type "encode". Right after a DTMF digit that pad's caps
+ * are telephone-event for a moment; the answer's codec is used then. */
+static void stats_codec(StatsAcc *acc, const GstStructure *s) {
+        const char *mime = gst_structure_get_string(s, "mime-type");
+        const char *name;
+
+        if (acc->codec || !mime || g_strcmp0(gst_structure_get_string(s, "codec-type"), "encode") != 0)
+                return;
+        name = strchr(mime, '/') ? strchr(mime, '/') + 1 : mime;
+        if (g_ascii_strcasecmp(name, "telephone-event") != 0)
+                acc->codec = g_ascii_strdown(name, -1);
+}
+
+static gboolean stats_visit(GQuark field, const GValue *value, gpointer userdata) {
+        StatsAcc *acc = userdata;
+        const GstStructure *s;
+        GstWebRTCStatsType type;
+        double v;
+
+        if (!GST_VALUE_HOLDS_STRUCTURE(value))
+                return TRUE;
+        s = gst_value_get_structure(value);
+        if (!gst_structure_get(s, "type", GST_TYPE_WEBRTC_STATS_TYPE, &type, NULL))
+                return TRUE;
+
+        switch (type) {
+        case GST_WEBRTC_STATS_OUTBOUND_RTP:
+                if (structure_get_number(s, "packets-sent", &v)) {
+                        acc->packets_sent += v;
+                        acc->have_sent = true;
+                }
+                if (structure_get_number(s, "bytes-sent", &v))
+                        acc->bytes_sent += v;
+                break;
+        case GST_WEBRTC_STATS_INBOUND_RTP:
+                if (structure_get_number(s, "packets-received", &v)) {
+                        acc->packets_received += v;
+                        acc->have_received = true;
+                }
+                if (structure_get_number(s, "bytes-received", &v))
+                        acc->bytes_received += v;
+                /* 1.22 has no packets-lost on inbound-rtp itself, only in rtpsource's stats. */
+                if (structure_get_number(s, "packets-lost", &v) || stats_nested_lost(s, &v)) {
+                        acc->packets_lost += MAX(v, 0); /* negative with duplicates */
+                        acc->have_lost = true;
+                }
+                /* Worst stream; seconds. Garbage (negative) while a stream has no clock-rate yet. */
+                if (structure_get_number(s, "jitter", &v) && v >= 0 &&
+                    (!acc->have_jitter || v > acc->jitter)) {
+                        acc->jitter = v;
+                        acc->have_jitter = true;
+                }
+                break;
+        case GST_WEBRTC_STATS_REMOTE_INBOUND_RTP:
+                if (structure_get_number(s, "round-trip-time", &v) && v > 0) {
+                        acc->rtt = v;
+                        acc->have_rtt = true;
+                }
+                break;
+        case GST_WEBRTC_STATS_CODEC:
+                stats_codec(acc, s);
+                break;
+        default:
+                break;
+        }
+        return TRUE;
+}
+
+GVariant *media_get_stats(Media *m) {
+        GVariantBuilder b;
+        GstPromise *promise;
+        StatsAcc acc = {};
+
+        assert(m);
+        g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+
+        promise = media_call_sync(m, "get-stats", NULL);
+        if (promise) {
+                const GstStructure *reply = NULL;
+
+                if (gst_promise_wait(promise) == GST_PROMISE_RESULT_REPLIED)
+                        reply = gst_promise_get_reply(promise);
+                if (reply)
+                        gst_structure_foreach(reply, stats_visit, &acc);
+                gst_promise_unref(promise);
+        } else
+                log_warning("Media: webrtcbin did not return statistics in time.");
+
+        if (acc.codec || m->codec)
+                g_variant_builder_add(&b, "{sv}", "codec", g_variant_new_string(acc.codec ?: m->codec));
+        if (acc.have_sent) {
+                g_variant_builder_add(&b, "{sv}", "packets-sent",
+                                      g_variant_new_uint64((uint64_t) acc.packets_sent));
+                g_variant_builder_add(&b, "{sv}", "bytes-sent",
+                                      g_variant_new_uint64((uint64_t) acc.bytes_sent));
+        }
+        if (acc.have_received) {
+                g_variant_builder_add(&b, "{sv}", "packets-received",
+                                      g_variant_new_uint64((uint64_t) acc.packets_received));
+                g_variant_builder_add(&b, "{sv}", "bytes-received",
+                                      g_variant_new_uint64((uint64_t) acc.bytes_received));
+        }
+        if (acc.have_lost)
+                g_variant_builder_add(&b, "{sv}", "packets-lost",
+                                      g_variant_new_int64((int64_t) acc.packets_lost));
+        if (acc.have_jitter)
+                g_variant_builder_add(&b, "{sv}", "jitter", g_variant_new_double(acc.jitter));
+        if (acc.have_rtt)
+                g_variant_builder_add(&b, "{sv}", "round-trip-time", g_variant_new_double(acc.rtt));
+        g_variant_builder_add(&b, "{sv}", "first-audio-usec", g_variant_new_uint64(m->first_audio_usec));
+        g_free(acc.codec);
+        return g_variant_builder_end(&b);
+}
+
+/* ---- teardown ---- */
+
+Media *media_free(Media *m) {
+        g_autoptr(GPtrArray) pending = NULL;
+
+        if (!m)
+                return NULL;
+
+        g_mutex_lock(&m->lock);
+        m->freed = true;
+        pending = g_steal_pointer(&m->pending);
+        m->pending = g_ptr_array_new();
+        g_mutex_unlock(&m->lock);
+
+        /* Queued dispatches: drop them (and their refs) so nothing fires after we return. */
+        for (guint i = 0; i < pending->len; i++) {
+                g_source_destroy(pending->pdata[i]);
+                g_source_unref(pending->pdata[i]);
+        }
+
+        if (m->offer_timeout) {
+                g_source_destroy(m->offer_timeout);
+                g_clear_pointer(&m->offer_timeout, g_source_unref);
+        }
+        if (m->bus_source) {
+                g_source_destroy(m->bus_source);
+                g_clear_pointer(&m->bus_source, g_source_unref);
+        }
+        if (m->webrtcbin)
+                for (size_t i = 0; i < ELEMENTSOF(m->handler_ids); i++)
+                        if (m->handler_ids[i] != 0)
+                                g_signal_handler_disconnect(m->webrtcbin, m->handler_ids[i]);
+        if (m->pipeline && g_atomic_int_get(&m->starting)) {
+                /* The start is still blocked in pipewiresrc (see media_new_offer()); our state change
+                 * would wait for it. A worker stops and drops the pipeline instead. The callbacks
+                 * are already cut off above, so nothing reaches the user from it. */
+                GstElement *pipeline = g_steal_pointer(&m->pipeline);
+
+                log_debug("Media: pipeline still starting, stopping it in the background.");
+                gst_element_call_async(pipeline, media_stop_async, pipeline, gst_object_unref);
+        } else if (m->pipeline) {
+                /* Joins the streaming threads; pending webrtcbin promises are answered or dropped. */
+                gst_element_set_state(m->pipeline, GST_STATE_NULL);
+                gst_clear_object(&m->pipeline);
+        }
+        m->webrtcbin = m->volume = m->dtmfsrc = NULL;
+
+        media_unref(m);
+        return NULL;
+}
+
+void media_prewarm(void) {
+        GstElement *e;
+
+        if (!gst_is_initialized())
+                gst_init(NULL, NULL);
+        /* The first DTLS element in a process generates the RSA certificate (100–250 ms) and caches
+         * it for the process; doing it here keeps that out of the first call's offer time
+         * (platform-notes §1). */
+        e = gst_element_factory_make("dtlsdec", NULL);
+        if (!e) {
+                log_warning("Media: GStreamer element 'dtlsdec' is missing "
+                            "(package gstreamer1.0-plugins-bad).");
+                return;
+        }
+        gst_object_unref(e);
+}
