@@ -175,6 +175,28 @@ class Env:
                 p.wait()
         return p.returncode
 
+    def finish(self):
+        """After a passing test: our own services must stop cleanly on SIGTERM, without sanitizer
+        reports, and their logs must never contain the client secret or a JWT."""
+        import re
+        jwt = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
+        for p in (self.daemon, self.gateway):
+            if p is None:
+                continue
+            rc = self.stop(p)
+            with open(p.errpath, errors="replace") as f:
+                text = f.read()
+            if rc != 0:
+                raise TestFailure(f"{p.name} exited with {rc} on SIGTERM")
+            for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer", "CRITICAL **"):
+                if marker in text:
+                    raise TestFailure(f"{p.name} log contains {marker!r}")
+            if CLIENT_SECRET in text:
+                raise TestFailure(f"{p.name} logged the client secret")
+            if jwt.search(text):
+                raise TestFailure(f"{p.name} logged a JWT")
+        log("ok: services stopped cleanly; no sanitizer report, secret or token in their logs")
+
     def close(self):
         for p in reversed(self.procs):
             try:
@@ -390,6 +412,7 @@ def run(main):
     try:
         with Env(name) as env:
             main(env, *sys.argv[1:])
+            env.finish()
     except TestFailure as e:
         print(f"FAIL: {e}", flush=True)
         sys.exit(1)
