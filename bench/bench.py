@@ -88,7 +88,7 @@ def main():
         env.harness()
         env.start_gateway()
         env.write_config()
-        env.start_monitor()
+        env.start_monitor(echo=False)
         env.play_tone(1000)
         startups = []
         for i in range(3):

@@ -1335,19 +1335,38 @@ Media *media_free(Media *m) {
         return NULL;
 }
 
-void media_prewarm(void) {
+/* Worker thread: touches no daemon state, only GStreamer's process-wide DTLS certificate. */
+static gpointer prewarm_thread(gpointer unused) {
+        /* Loading the plugins (dlopen, registry lookups) otherwise lands on the first call too. */
+        static const char *const factories[] = {
+                "webrtcbin", "opusenc", "opusdec", "rtpopuspay", "rtpopusdepay", "rtpdtmfmux", "rtpdtmfsrc",
+                "pipewiresrc", "pipewiresink", "audioconvert", "audioresample", "volume",
+        };
         GstElement *e;
 
-        if (!gst_is_initialized())
-                gst_init(NULL, NULL);
+        for (size_t i = 0; i < G_N_ELEMENTS(factories); i++) {
+                g_autoptr(GstElementFactory) f = gst_element_factory_find(factories[i]);
+                GstPluginFeature *loaded = f ? gst_plugin_feature_load(GST_PLUGIN_FEATURE(f)) : NULL;
+                if (loaded)
+                        gst_object_unref(loaded);
+        }
+
         /* The first DTLS element in a process generates the RSA certificate (100–250 ms) and caches
          * it for the process; doing it here keeps that out of the first call's offer time
-         * (platform-notes §1). */
+         * (platform-notes §1). A call that starts meanwhile waits for the same certificate. */
         e = gst_element_factory_make("dtlsdec", NULL);
         if (!e) {
                 log_warning("Media: GStreamer element 'dtlsdec' is missing "
                             "(package gstreamer1.0-plugins-bad).");
-                return;
+                return NULL;
         }
         gst_object_unref(e);
+        return NULL;
+}
+
+void media_prewarm(void) {
+        if (!gst_is_initialized())
+                gst_init(NULL, NULL);
+        /* In a thread so that start-up (READY=1) does not wait for RSA key generation. */
+        g_thread_unref(g_thread_new("dtls-prewarm", prewarm_thread, NULL));
 }

@@ -306,6 +306,8 @@ LingerMSec=3000
         if config is None:
             config = self.config_path
         sock_path = os.path.join(self.dir, "notify.sock")
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)  # left by an earlier daemon of this test
         ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         ns.bind(sock_path)
         env = dict(self.env, NOTIFY_SOCKET=sock_path)
@@ -324,9 +326,9 @@ LingerMSec=3000
         log("bwcalld ready (pid %d)" % self.daemon.pid)
         return self.daemon
 
-    def start_monitor(self):
+    def start_monitor(self, echo=True):
         p = self.spawn([BWCALL, "monitor", "--json"], "bwcall-monitor")
-        self.monitor_lines = Lines("monitor", stream=p.stdout, parse_json=True, echo=True)
+        self.monitor_lines = Lines("monitor", stream=p.stdout, parse_json=True, echo=echo)
         self.monitor_lines.wait_for(lambda it: first(it, lambda x: x.get("event") == "monitoring"), 10,
                                     "monitor to subscribe")
         return self.monitor_lines

@@ -59,7 +59,7 @@ def main():
         say("starting bwgw-sim (test gateway, test CA, OAuth token endpoint)")
         env.start_gateway()
         env.write_config()
-        env.start_monitor()
+        env.start_monitor(echo=False)
         threading.Thread(target=show_states, args=(env, stop), daemon=True).start()
         say("starting bwcalld")
         env.start_daemon()
