@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "sip-message.h"
+#include "sip-status.h"
 
 /* Everything this file hands out (message text, dialog fields, string arrays) is allocated with
  * GLib. GLib has used the system malloc since 2.46, so g_free() and free() are both fine; callers
@@ -912,95 +913,13 @@ void sip_strv_free(char **v) {
 
 /* ---- responses ---- */
 
-static const struct {
-        unsigned code;
-        const char *phrase;
-} reason_phrases[] = {
-        /* JsSIP 3.10.0 C.REASON_PHRASE, so our responses read like the SDK's. */
-        { 100, "Trying" },
-        { 180, "Ringing" },
-        { 181, "Call Is Being Forwarded" },
-        { 182, "Queued" },
-        { 183, "Session Progress" },
-        { 199, "Early Dialog Terminated" },
-        { 200, "OK" },
-        { 202, "Accepted" },
-        { 204, "No Notification" },
-        { 300, "Multiple Choices" },
-        { 301, "Moved Permanently" },
-        { 302, "Moved Temporarily" },
-        { 305, "Use Proxy" },
-        { 380, "Alternative Service" },
-        { 400, "Bad Request" },
-        { 401, "Unauthorized" },
-        { 402, "Payment Required" },
-        { 403, "Forbidden" },
-        { 404, "Not Found" },
-        { 405, "Method Not Allowed" },
-        { 406, "Not Acceptable" },
-        { 407, "Proxy Authentication Required" },
-        { 408, "Request Timeout" },
-        { 410, "Gone" },
-        { 412, "Conditional Request Failed" },
-        { 413, "Request Entity Too Large" },
-        { 414, "Request-URI Too Long" },
-        { 415, "Unsupported Media Type" },
-        { 416, "Unsupported URI Scheme" },
-        { 417, "Unknown Resource-Priority" },
-        { 420, "Bad Extension" },
-        { 421, "Extension Required" },
-        { 422, "Session Interval Too Small" },
-        { 423, "Interval Too Brief" },
-        { 424, "Bad Location Information" },
-        { 428, "Use Identity Header" },
-        { 429, "Provide Referrer Identity" },
-        { 430, "Flow Failed" },
-        { 433, "Anonymity Disallowed" },
-        { 436, "Bad Identity-Info" },
-        { 437, "Unsupported Certificate" },
-        { 438, "Invalid Identity Header" },
-        { 439, "First Hop Lacks Outbound Support" },
-        { 440, "Max-Breadth Exceeded" },
-        { 469, "Bad Info Package" },
-        { 470, "Consent Needed" },
-        { 478, "Unresolvable Destination" },
-        { 480, "Temporarily Unavailable" },
-        { 481, "Call/Transaction Does Not Exist" },
-        { 482, "Loop Detected" },
-        { 483, "Too Many Hops" },
-        { 484, "Address Incomplete" },
-        { 485, "Ambiguous" },
-        { 486, "Busy Here" },
-        { 487, "Request Terminated" },
-        { 488, "Not Acceptable Here" },
-        { 489, "Bad Event" },
-        { 491, "Request Pending" },
-        { 493, "Undecipherable" },
-        { 494, "Security Agreement Required" },
-        { 500, "JsSIP Internal Error" }, /* sic: the SDK's own phrase */
-        { 501, "Not Implemented" },
-        { 502, "Bad Gateway" },
-        { 503, "Service Unavailable" },
-        { 504, "Server Time-out" },
-        { 505, "Version Not Supported" },
-        { 513, "Message Too Large" },
-        { 580, "Precondition Failure" },
-        { 600, "Busy Everywhere" },
-        { 603, "Decline" },
-        { 604, "Does Not Exist Anywhere" },
-        { 606, "Not Acceptable" },
-};
-
-static const char *reason_phrase_lookup(unsigned status) {
-        for (size_t i = 0; i < ELEMENTSOF(reason_phrases); i++)
-                if (reason_phrases[i].code == status)
-                        return reason_phrases[i].phrase;
-        return NULL;
-}
-
 const char *sip_status_reason_phrase(unsigned status) {
-        const char *p = reason_phrase_lookup(status);
+        const char *p;
 
+        /* JsSIP's own wording for 500, so our responses read like the SDK's. */
+        if (status == 500)
+                return "JsSIP Internal Error";
+        p = sip_status_phrase(status);
         return p ? p : "Unknown";
 }
 
@@ -1063,7 +982,7 @@ char *sip_build_response(const SipMessage *request, unsigned code, const char *r
         if (!request || !sip_message_is_request(request) || code < 100 || code > 699)
                 return NULL;
         if (!reason_phrase)
-                reason_phrase = reason_phrase_lookup(code) ?: "";
+                reason_phrase = code == 500 || sip_status_phrase(code) ? sip_status_reason_phrase(code) : "";
         if (!header_value_ok(reason_phrase) || (to_tag && !token_ok(to_tag)) ||
             (contact_uri && !contact_value_ok(contact_uri)) ||
             (content_type && !header_value_ok(content_type)) || (body_len > 0 && !content_type))

@@ -406,6 +406,15 @@ def near(value, target, tolerance):
     return value is not None and abs(value - target) <= tolerance
 
 
+def run_cases(cases):
+    """A test script's main: runs cases[argv[1]](env) in a fresh Env."""
+    def main(env, case=None, *rest):
+        if case not in cases:
+            raise TestFailure(f"unknown case {case!r}; known: {', '.join(cases)}")
+        cases[case](env)
+    run(main)
+
+
 def run(main):
     """Runs a test main(env) with a fresh Env and maps the outcome to an exit code."""
     name = os.path.splitext(os.path.basename(sys.argv[0]))[0]

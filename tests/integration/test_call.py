@@ -8,7 +8,7 @@ import json
 import time
 
 import bwtest
-from bwtest import check, first, near, TestFailure
+from bwtest import check, first, near
 
 TONE_NUMBER = "+15550001000"
 # SDK header order of the initial INVITE (reference/gateway-protocol.md §3).
@@ -138,11 +138,5 @@ CASES = {"tone": case_tone, "busy": case_busy, "cancel": case_cancel, "remote-by
          "bad-token": case_bad_token}
 
 
-def main(env, case):
-    if case not in CASES:
-        raise TestFailure(f"unknown case {case}")
-    CASES[case](env)
-
-
 if __name__ == "__main__":
-    bwtest.run(main)
+    bwtest.run_cases(CASES)

@@ -5,7 +5,7 @@ Usage: test_cli.py CASE, CASE one of: no-daemon, follow."""
 import json
 
 import bwtest
-from bwtest import check, TestFailure
+from bwtest import check
 
 
 def case_no_daemon(env):
@@ -56,11 +56,5 @@ def case_follow(env):
 CASES = {"no-daemon": case_no_daemon, "follow": case_follow}
 
 
-def main(env, case):
-    if case not in CASES:
-        raise TestFailure(f"unknown case {case}")
-    CASES[case](env)
-
-
 if __name__ == "__main__":
-    bwtest.run(main)
+    bwtest.run_cases(CASES)

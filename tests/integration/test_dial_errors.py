@@ -7,7 +7,7 @@ import socket
 import subprocess
 
 import bwtest
-from bwtest import check, first, TestFailure
+from bwtest import check, first
 
 
 def gdbus(env, method, *args):
@@ -93,11 +93,5 @@ CASES = {"invalid-number": case_invalid_number, "not-connected": case_not_connec
          "connect-first": case_connect_first}
 
 
-def main(env, case):
-    if case not in CASES:
-        raise TestFailure(f"unknown case {case}")
-    CASES[case](env)
-
-
 if __name__ == "__main__":
-    bwtest.run(main)
+    bwtest.run_cases(CASES)
