@@ -34,6 +34,11 @@ typedef struct MediaCallbacks {
         /* Fatal media problem after start (ICE failed, pipeline error). error is negative errno,
          * message human-readable. */
         void (*failed)(Media *m, int error, const char *message, void *userdata);
+        /* An RFC 4733 telephone-event from the far end, once per event (not per packet):
+         * digit is one of 0-9 * # A-D. Optional. */
+        void (*dtmf_received)(Media *m, char digit, void *userdata);
+        /* All digits queued with media_send_dtmf() went out. Optional. */
+        void (*dtmf_sent)(Media *m, void *userdata);
 } MediaCallbacks;
 
 /* Builds the pipeline and starts creating an offer (opus/48000 PT 111, PCMU 0, PCMA 8,
@@ -46,6 +51,29 @@ int media_new_offer(const MediaConfig *config, const MediaCallbacks *cb, void *u
  * -EPROTO if webrtcbin rejects it. Applying a second answer identical to the first is a no-op
  * returning 0 (a 200 after a 183 with the same SDP). */
 int media_set_answer(Media *m, const char *sdp);
+
+/* Incoming calls: builds the pipeline as the answerer for the far end's offer (the SDP of an
+ * INVITE) and calls offer_ready once with the complete SDP *answer* (all candidates), or an
+ * error (-EBADMSG: the offer is not usable WebRTC audio; -ENODEV: devices/elements missing).
+ * Same codecs as media_new_offer(); the send codec follows the offer's first supported one. */
+int media_new_answer(const MediaConfig *config, const char *offer_sdp, const MediaCallbacks *cb,
+                     void *userdata, Media **ret);
+
+/* Queues RFC 4733 telephone-events: digits from "0123456789*#ABCD" (upper case), each sent for
+ * duration_ms (70–6000) with gap_ms (>= 50) between; ',' pauses 2 s. -EINVAL for any other
+ * character (nothing is queued then), -ENOTCONN before the media is up, -ENOTSUP when the far
+ * end did not negotiate telephone-event. dtmf_sent fires when the queue is empty. */
+int media_send_dtmf(Media *m, const char *digits, unsigned duration_ms, unsigned gap_ms);
+bool media_has_telephone_event(const Media *m);
+
+/* Hold: stop (false) or resume (true) sending and playing audio without renegotiating the
+ * WebRTC session (the re-INVITE only changes the SDP direction on the SIP side). Independent
+ * of mute. */
+void media_set_active(Media *m, bool active);
+
+/* The current local SDP text (after ICE gathering), for re-INVITEs and 200 OK retransmits;
+ * NULL before it exists. Owned by the Media. */
+const char *media_get_local_sdp(const Media *m);
 
 /* Mute: the microphone branch sends silence (nothing is renegotiated). */
 void media_set_muted(Media *m, bool muted);
