@@ -214,6 +214,7 @@ SipDialog *sip_dialog_free(SipDialog *d) {
         g_free(d->remote_target);
         g_strfreev(d->route_set);
         g_free(d->invite_branch);
+        g_free(d->local_uri);
         g_free(d);
         return NULL;
 }
@@ -256,7 +257,8 @@ static GString *request_begin(const SipUa *ua, const SipDialog *d, const char *m
         append_name_addr(s, NULL, d->request_uri, to_tag);
         g_string_append(s, "\r\nFrom: ");
         {
-                g_autofree char *from_uri = g_strdup_printf("sip:%s@%s", ua->user, ua->domain);
+                g_autofree char *from_uri = d->local_uri ? g_strdup(d->local_uri)
+                                                         : g_strdup_printf("sip:%s@%s", ua->user, ua->domain);
                 append_name_addr(s, ua->display_name, from_uri, d->local_tag);
         }
         g_string_append_printf(s, "\r\nCall-ID: %s\r\n", d->call_id);
@@ -339,7 +341,7 @@ char *sip_build_invite(const SipUa *ua, SipDialog *dialog, const char *bearer_to
         return request_end(s, ua, "ice,replaces,outbound", sdp);
 }
 
-char *sip_build_ack_2xx(const SipUa *ua, const SipDialog *dialog) {
+char *sip_build_ack_for(const SipUa *ua, const SipDialog *dialog, uint32_t cseq) {
         g_autofree char *branch = NULL;
         GString *s;
 
@@ -349,8 +351,48 @@ char *sip_build_ack_2xx(const SipUa *ua, const SipDialog *dialog) {
 
         branch = sip_branch_new();
         s = request_begin(ua, dialog, "ACK", dialog->remote_target, dialog->route_set, branch,
-                          dialog->remote_tag, dialog->invite_cseq);
+                          dialog->remote_tag, cseq);
         return request_end(s, ua, "outbound", NULL);
+}
+
+char *sip_build_ack_2xx(const SipUa *ua, const SipDialog *dialog) {
+        return dialog ? sip_build_ack_for(ua, dialog, dialog->invite_cseq) : NULL;
+}
+
+char *sip_build_request(const SipUa *ua, SipDialog *dialog, const char *method, const char *const *headers,
+                        const char *content_type, const char *body, uint32_t *ret_cseq) {
+        g_autofree char *branch = NULL;
+        bool invite = g_strcmp0(method, "INVITE") == 0;
+        uint32_t cseq;
+        GString *s;
+
+        if (!ua_ok(ua) || !dialog_ok(dialog) || !uri_ok(dialog->remote_target) ||
+            !route_set_ok(dialog->route_set) || !token_ok(method) || g_strcmp0(method, "ACK") == 0 ||
+            g_strcmp0(method, "CANCEL") == 0)
+                return NULL;
+        if ((body && *body && (!content_type || !header_value_ok(content_type))) ||
+            (content_type && !header_value_ok(content_type)))
+                return NULL;
+        for (const char *const *h = headers; h && *h; h++) {
+                const char *colon = strchr(*h, ':');
+                if (!colon || colon == *h || !header_value_ok(*h))
+                        return NULL;
+        }
+
+        cseq = dialog->local_cseq + 1;
+        branch = sip_branch_new();
+        s = request_begin(ua, dialog, method, dialog->remote_target, dialog->route_set, branch,
+                          dialog->remote_tag, cseq);
+        for (const char *const *h = headers; h && *h; h++)
+                g_string_append_printf(s, "%s\r\n", *h);
+        if (invite)
+                g_string_append_printf(s, "Contact: <sip:%s@%s;transport=ws;ob>\r\n", ua->user, ua->contact_host);
+        if (content_type)
+                g_string_append_printf(s, "Content-Type: %s\r\n", content_type);
+        dialog->local_cseq = cseq;
+        if (ret_cseq)
+                *ret_cseq = cseq;
+        return request_end(s, ua, invite ? "ice,replaces,outbound" : "outbound", body);
 }
 
 char *sip_build_ack_non2xx(const SipUa *ua, const SipDialog *dialog, const char *to_tag) {

@@ -33,6 +33,8 @@ typedef struct SipDialog {
         char *invite_branch;  /* "z9hG4bK<decimal>" of the initial INVITE (CANCEL, non-2xx ACK) */
         uint32_t invite_cseq; /* CSeq number of the initial INVITE */
         uint32_t local_cseq;  /* last CSeq number we used */
+        char *local_uri;      /* our URI in this dialog (From of our requests); NULL = sip:<user>@<domain> */
+        bool incoming;        /* the far end created the dialog with its INVITE */
 } SipDialog;
 
 /* A new dialog for an outgoing call to number (E.164 with '+'): random Call-ID, From tag,
@@ -68,6 +70,17 @@ char *sip_build_cancel(const SipUa *ua, const SipDialog *dialog);
 /* BYE: R-URI = remote_target, CSeq ++local_cseq, reason_header_value NULL for a user hang-up or
  * e.g. "SIP ;cause=408; text=\"RTP Timeout\"" (emitted as a "Reason:" line). */
 char *sip_build_bye(const SipUa *ua, SipDialog *dialog, const char *reason_header_value);
+
+/* ACK for a 2xx to the INVITE or re-INVITE with this CSeq number (new branch, Route set). */
+char *sip_build_ack_for(const SipUa *ua, const SipDialog *dialog, uint32_t cseq);
+
+/* Any other in-dialog request (re-INVITE, INFO, REFER, NOTIFY, UPDATE): R-URI remote_target,
+ * Route set first, new branch, CSeq ++local_cseq (written to *ret_cseq when not NULL).
+ * headers: NULL-terminated "Name: value" lines placed after CSeq (before Contact/Content-Type).
+ * A re-INVITE gets Contact (;ob) and "Supported: ice,replaces,outbound"; other methods
+ * "Supported: outbound". content_type may be NULL only when body is NULL or empty. */
+char *sip_build_request(const SipUa *ua, SipDialog *dialog, const char *method, const char *const *headers,
+                        const char *content_type, const char *body, uint32_t *ret_cseq);
 
 /* Parsed message. */
 typedef struct SipMessage SipMessage;

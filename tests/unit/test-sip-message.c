@@ -617,6 +617,69 @@ static void test_bye_reason_and_cseq(void **state) {
         }
 }
 
+static void test_reinvite_and_info(void **state) {
+        _cleanup_(sip_dialog_freep) SipDialog *d = confirmed_dialog();
+        g_autofree char *reinvite = NULL, *info = NULL, *ack = NULL, *line = NULL;
+        uint32_t invite_cseq = d->invite_cseq, cseq = 0;
+        static const char *const reinvite_order[] = {
+                "Via", "Max-Forwards", "To", "From", "Call-ID", "CSeq", "Contact", "Content-Type", "Allow",
+                "Supported", "User-Agent", "Content-Length", NULL,
+        };
+        static const char *const info_order[] = {
+                "Via", "Max-Forwards", "To", "From", "Call-ID", "CSeq", "Content-Type", "Allow", "Supported",
+                "User-Agent", "Content-Length", NULL,
+        };
+        static const char *const refer_headers[] = { "Refer-To: <sip:+15550001001@gw.example.com>", NULL };
+
+        /* Hold re-INVITE (gateway-protocol.md §6): Contact with ;ob, no Authorization. */
+        reinvite = sip_build_request(&test_ua, d, "INVITE", NULL, "application/sdp", "v=0\r\na=sendonly\r\n", &cseq);
+        assert_non_null(reinvite);
+        assert_int_equal(cseq, invite_cseq + 1);
+        assert_header_order(reinvite, reinvite_order);
+        assert_true(g_str_has_prefix(reinvite, "INVITE sip:gw@198.51.100.7:5060;transport=ws SIP/2.0\r\n"));
+        assert_true(has_line(reinvite, "Supported: ice,replaces,outbound"));
+        assert_null(strstr(reinvite, "Authorization"));
+        assert_non_null(strstr(reinvite, ";tag=gw7tag"));
+        line = g_strdup_printf("CSeq: %u INVITE", invite_cseq + 1);
+        assert_true(has_line(reinvite, line));
+
+        /* Its ACK carries the re-INVITE's number. */
+        ack = sip_build_ack_for(&test_ua, d, cseq);
+        g_free(line);
+        line = g_strdup_printf("CSeq: %u ACK", cseq);
+        assert_true(has_line(ack, line));
+
+        /* INFO dtmf-relay as captured: body without trailing CRLF. */
+        info = sip_build_request(&test_ua, d, "INFO", NULL, "application/dtmf-relay", "Signal=1\r\nDuration=250",
+                                 NULL);
+        assert_header_order(info, info_order);
+        assert_true(has_line(info, "Content-Length: 22"));
+        assert_true(has_line(info, "Supported: outbound"));
+        assert_true(g_str_has_suffix(info, "\r\n\r\nSignal=1\r\nDuration=250"));
+        assert_int_equal(d->local_cseq, invite_cseq + 2);
+
+        {
+                g_autofree char *refer = sip_build_request(&test_ua, d, "REFER", refer_headers, NULL, NULL, NULL);
+                assert_non_null(refer);
+                assert_true(has_line(refer, "Refer-To: <sip:+15550001001@gw.example.com>"));
+        }
+
+        /* Refused: ACK/CANCEL (own builders), body without type, injected header lines. */
+        {
+                static const char *const injected[] = { "Refer-To: <sip:x@y>\r\nVia: evil", NULL };
+                static const char *const nameless[] = { "no colon here", NULL };
+                uint32_t before = d->local_cseq;
+
+                assert_null(sip_build_request(&test_ua, d, "ACK", NULL, NULL, NULL, NULL));
+                assert_null(sip_build_request(&test_ua, d, "CANCEL", NULL, NULL, NULL, NULL));
+                assert_null(sip_build_request(&test_ua, d, "INFO", NULL, NULL, "Signal=1", NULL));
+                assert_null(sip_build_request(&test_ua, d, "REFER", injected, NULL, NULL, NULL));
+                assert_null(sip_build_request(&test_ua, d, "REFER", nameless, NULL, NULL, NULL));
+                assert_null(sip_build_request(&test_ua, d, "IN VITE", NULL, NULL, NULL, NULL));
+                assert_int_equal(d->local_cseq, before);
+        }
+}
+
 static void test_no_authorization_outside_invite(void **state) {
         _cleanup_(sip_dialog_freep) SipDialog *d = confirmed_dialog();
         g_autofree char *ack = sip_build_ack_2xx(&test_ua, d);
@@ -1203,6 +1266,7 @@ static void test_reason_phrases(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_random_tokens),
+                cmocka_unit_test(test_reinvite_and_info),
                 cmocka_unit_test(test_random_tokens_spread),
                 cmocka_unit_test(test_dialog_new),
                 cmocka_unit_test(test_dialog_new_invalid),
