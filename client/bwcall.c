@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bwcall: the command line client of bwcalld. Every verb maps onto one method or property of
- * org.bwcall.Phone1 (dbus/org.bwcall.Phone1.xml); dial and monitor live in their own files. */
+ * org.bwcall.Phone1 (dbus/org.bwcall.Phone1.xml); dial, monitor and wait-incoming, which follow
+ * signals, live in their own files. */
 #include <assert.h>
 #include <errno.h>
 #include <getopt.h>
@@ -25,11 +26,16 @@ const char *arg_wait_state = NULL;
 bool arg_no_wait = false;
 bool arg_follow = false;
 bool arg_stats = false;
+const char *arg_dtmf_method = NULL;
+uint32_t arg_reject_code = 0;
+static bool arg_reject_code_set = false;
 
 static const char usage_text[] =
         "Usage: bwcall [OPTIONS...] VERB [ARGS...]\n"
-        "Verbs: status | connect | disconnect | dial NUMBER | hangup [CALL] | hangup-all |\n"
-        "       mute [CALL] | unmute [CALL] | calls | monitor | token set TOKEN|-\n"
+        "Verbs: status | connect | disconnect | token set TOKEN|- | monitor | wait-incoming |\n"
+        "       dial NUMBER | answer [CALL] | reject [CALL] | redirect [CALL] TARGET |\n"
+        "       hangup [CALL] | hangup-all | mute [CALL] | unmute [CALL] | hold [CALL] |\n"
+        "       resume [CALL] | dtmf [CALL] DIGITS | transfer [CALL] TARGET | calls\n"
         "See 'bwcall --help'.\n";
 
 static void help(void) {
@@ -41,28 +47,44 @@ static void help(void) {
                "  disconnect             End every call and close the connection\n"
                "  token set TOKEN|-      Hand the daemon an OAuth token ('-': read it from stdin,\n"
                "                         which keeps it out of ps)\n"
-               "  monitor                Print every signal of bwcalld as it happens\n\n"
-               "Calls (CALL: a call number N, its object path, or nothing for the only call up):\n"
+               "  monitor                Print every signal of bwcalld as it happens\n"
+               "  wait-incoming          Wait for an incoming call (or take one that is already\n"
+               "                         ringing), print its object path and exit\n\n"
+               "Calls (CALL: a call number N, its object path, or nothing for the only call up;\n"
+               "for answer, reject and redirect: the only incoming call):\n"
                "  dial NUMBER            Call NUMBER and follow it until it is active\n"
+               "  answer [CALL]          Answer an incoming call\n"
+               "  reject [CALL]          Refuse an incoming call (SIP 486 Busy Here, or --code)\n"
+               "  redirect [CALL] TARGET Send an incoming call on to TARGET (SIP 302)\n"
                "  hangup [CALL]          End a call\n"
                "  hangup-all             End every call\n"
                "  mute [CALL]            Stop sending microphone audio\n"
                "  unmute [CALL]          Resume sending microphone audio\n"
+               "  hold [CALL]            Put a call on hold; returns when the far end accepted\n"
+               "  resume [CALL]          Take a call off hold; returns when the far end accepted\n"
+               "  dtmf [CALL] DIGITS     Send DTMF digits: 0-9 A-D * #, ',' pauses 2 s\n"
+               "  transfer [CALL] TARGET Blind transfer to TARGET; returns when the far end\n"
+               "                         reported the outcome\n"
                "  calls                  List the calls and their properties\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
                "     --json              Print JSON (one object per line); errors as\n"
                "                         {\"error\":NAME,\"message\":TEXT}\n"
-               "     --timeout SEC       Give up on replies and dial waits after SEC seconds;\n"
-               "                         monitor: stop after SEC seconds\n"
+               "     --timeout SEC       Give up on replies after SEC s (default 25; answer,\n"
+               "                         hold, resume and transfer wait for the far end) and on\n"
+               "                         dial waits; monitor: stop after SEC seconds;\n"
+               "                         wait-incoming: fail after SEC s (default: no limit)\n"
                "     --wait STATE        dial: wait for ringing|early-media|active|terminated\n"
                "                         (default: active)\n"
                "     --no-wait           dial: print the call path and return\n"
                "     --follow            dial: print state changes until the call ends\n"
+               "     --dtmf-method M     dial: send DTMF as rfc4733 (in the media) or info\n"
+               "                         (SIP INFO) on this call\n"
+               "     --code N            reject: the SIP status, 300-699 (default: 486)\n"
                "     --stats             calls: also show media statistics\n\n"
-               "Exit status: 0 success, 1 operation or call failed, 2 usage error,\n"
-               "3 bwcalld or the user bus not reachable.\n");
+               "Exit status: 0 success, 1 operation or call failed (wait-incoming: timed out),\n"
+               "2 usage error, 3 bwcalld or the user bus not reachable.\n");
 }
 
 int report_usage(const char *format, ...) {
@@ -132,8 +154,7 @@ static int compare_calls(const void *a, const void *b) {
         return strcmp(px, py);
 }
 
-/* GetManagedObjects → [{"path":..., <Call properties>...}, ...], oldest call first. */
-static int get_calls(sd_bus *bus, const char *verb, json_object **ret) {
+int client_get_calls(sd_bus *bus, const char *verb, json_object **ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(json_object_putp) json_object *objects = NULL, *calls = NULL;
@@ -177,15 +198,27 @@ static int get_calls(sd_bus *bus, const char *verb, json_object **ret) {
         return EXIT_OK;
 }
 
-static bool call_is_up(json_object *call) {
-        json_object *state = json_object_object_get(call, "State");
+/* Which calls a verb can act on when none is named. */
+typedef enum CallFilter {
+        CALL_UP,       /* not terminated */
+        CALL_INCOMING, /* state "incoming": answer, reject, redirect */
+} CallFilter;
 
-        return !state || strcmp(json_object_get_string(state), "terminated") != 0;
+static bool call_matches(json_object *call, CallFilter filter) {
+        json_object *v = json_object_object_get(call, "State");
+        const char *state = v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+
+        if (filter == CALL_INCOMING)
+                return state && strcmp(state, "incoming") == 0;
+        return !state || strcmp(state, "terminated") != 0;
 }
 
-/* The call a verb acts on: the one named on the command line, or the only call that is up. */
-static int resolve_call(sd_bus *bus, const char *verb, const char *arg, char **ret) {
+/* The call a verb acts on: the one named on the command line, or the only call that fits filter.
+ * rest is what follows CALL on the command line ("TARGET"), for the hint when several fit. */
+static int resolve_call(sd_bus *bus, const char *verb, const char *arg, CallFilter filter, const char *rest,
+                        char **ret) {
         _cleanup_(json_object_putp) json_object *calls = NULL;
+        const char *what = filter == CALL_INCOMING ? "incoming" : "up";
         json_object *found = NULL;
         size_t n = 0;
         char *p;
@@ -199,14 +232,14 @@ static int resolve_call(sd_bus *bus, const char *verb, const char *arg, char **r
                 return EXIT_OK;
         }
 
-        r = get_calls(bus, verb, &calls);
+        r = client_get_calls(bus, verb, &calls);
         if (r != EXIT_OK)
                 return r;
 
         for (size_t i = 0; i < json_object_array_length(calls); i++) {
                 json_object *call = json_object_array_get_idx(calls, i);
 
-                if (!call_is_up(call))
+                if (!call_matches(call, filter))
                         continue;
                 if (!found)
                         found = call;
@@ -214,16 +247,19 @@ static int resolve_call(sd_bus *bus, const char *verb, const char *arg, char **r
         }
 
         if (n == 0)
-                return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("NoCall"), "%s: No call is up.", verb);
+                return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("NoCall"), "%s: %s", verb,
+                                    filter == CALL_INCOMING ? "No incoming call." : "No call is up.");
         if (n > 1) {
                 const char *path = json_object_get_string(json_object_object_get(found, "path"));
                 uint64_t number = call_number(path);
 
                 if (number == UINT64_MAX)
                         return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("AmbiguousCall"),
-                                            "%zu calls are up; say which: bwcall %s %s", n, verb, path);
+                                            "%zu calls are %s; say which: bwcall %s %s%s%s", n, what, verb, path,
+                                            rest ? " " : "", rest ?: "");
                 return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("AmbiguousCall"),
-                                    "%zu calls are up; say which: bwcall %s %" PRIu64, n, verb, number);
+                                    "%zu calls are %s; say which: bwcall %s %" PRIu64 "%s%s", n, what, verb,
+                                    number, rest ? " " : "", rest ?: "");
         }
 
         p = strdup(json_object_get_string(json_object_object_get(found, "path")));
@@ -233,15 +269,54 @@ static int resolve_call(sd_bus *bus, const char *verb, const char *arg, char **r
         return EXIT_OK;
 }
 
-/* Maps "no such object" on a call path to a readable message. */
-static int report_call_error(const char *verb, const char *path, const sd_bus_error *error, int r) {
+/* NameHasOwner: > 0 when bwcalld is on the bus, 0 when not, < 0 when we cannot tell. */
+static int daemon_is_running(sd_bus *bus) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int has, r;
+
+        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "NameHasOwner", &error, &reply, "s", BWCALL_SERVICE);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "b", &has);
+        if (r < 0)
+                return r;
+        return has;
+}
+
+/* Maps "no such object" on a call path to a readable message. For methods whose reply waits for
+ * the far end (waits_far_end), running out of time is the far end being slow, not bwcalld being
+ * unreachable, as long as bwcalld is still there. */
+static int report_call_error(sd_bus *bus, const char *verb, const char *path, bool waits_far_end,
+                             const sd_bus_error *error, int r) {
         if (sd_bus_error_has_names(error, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE))
                 return report_error(EXIT_FAILED, error->name, "%s: No such call: %s", verb, path);
+
+        if (waits_far_end && sd_bus_error_has_names(error, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_TIMEOUT)) {
+                uint64_t usec = arg_timeout_usec;
+                int running = daemon_is_running(bus);
+
+                if (running == 0)
+                        return report_error(EXIT_UNREACHABLE, error->name, "%s: bwcalld went away before replying",
+                                            verb);
+                if (running < 0)
+                        return report_bus_error(verb, error, r);
+
+                if (usec == 0 && sd_bus_get_method_call_timeout(bus, &usec) < 0)
+                        usec = 25 * USEC_PER_SEC;
+                return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("Timeout"),
+                                    "%s: No outcome from the far end within %g s on %s; it may still complete "
+                                    "(see 'bwcall monitor', or wait longer with --timeout)",
+                                    verb, (double) usec / (double) USEC_PER_SEC, path);
+        }
+
         return report_bus_error(verb, error, r);
 }
 
-static int print_ok(const char *call, int muted) {
-        _cleanup_(json_object_putp) json_object *j = NULL;
+/* --json: {"ok":true[,"call":PATH][,key:value]}; takes value. Nothing in the human form. */
+static int print_ok(const char *call, const char *key, json_object *value) {
+        _cleanup_(json_object_putp) json_object *j = NULL, *v = value;
 
         if (!arg_json)
                 return EXIT_OK;
@@ -251,8 +326,11 @@ static int print_ok(const char *call, int muted) {
                 return log_oom(), EXIT_FAILED;
         if (call && json_object_object_add(j, "call", json_object_new_string(call)) < 0)
                 return log_oom(), EXIT_FAILED;
-        if (muted >= 0 && json_object_object_add(j, "muted", json_object_new_boolean(muted)) < 0)
-                return log_oom(), EXIT_FAILED;
+        if (key) {
+                if (!v || json_object_object_add(j, key, v) < 0)
+                        return log_oom(), EXIT_FAILED;
+                TAKE_PTR(v);
+        }
         print_json(j);
         return EXIT_OK;
 }
@@ -270,7 +348,7 @@ static int phone_simple_method(const char *verb, const char *member) {
         if (r < 0)
                 return report_bus_error(verb, &error, r);
 
-        return print_ok(NULL, -1);
+        return print_ok(NULL, NULL, NULL);
 }
 
 static int verb_connect(int argc, char **argv) {
@@ -400,7 +478,7 @@ static int verb_calls(int argc, char **argv) {
         if (r != EXIT_OK)
                 return r;
 
-        r = get_calls(bus, argv[0], &calls);
+        r = client_get_calls(bus, argv[0], &calls);
         if (r != EXIT_OK)
                 return r;
 
@@ -449,63 +527,111 @@ static int verb_calls(int argc, char **argv) {
         return EXIT_OK;
 }
 
-static int check_call_arg(int argc, char **argv) {
+static int check_call_arg(const char *verb, const char *arg) {
         _cleanup_free_ char *p = NULL;
 
-        if (argc < 2)
+        if (!arg)
                 return EXIT_OK;
-        if (call_path_from_arg(argv[1], &p) == -EINVAL)
+        if (call_path_from_arg(arg, &p) == -EINVAL)
                 return report_usage("%s: Invalid call \"%s\": expected a call number or an object path "
                                     "such as " BWCALL_CALL_PATH_PREFIX "1",
-                                    argv[0], argv[1]);
+                                    verb, arg);
         return EXIT_OK;
 }
 
-static int verb_hangup(int argc, char **argv) {
+/* Opens the bus, picks the call (call_arg, or the only one that fits filter) and calls member on
+ * it with the arguments in types/.... On success, --json prints {"ok":true,"call":PATH} plus
+ * key:value (taken, also on failure) when key is set. */
+static int call_method(const char *verb, const char *call_arg, CallFilter filter, const char *rest,
+                       bool waits_far_end, const char *key, json_object *value, const char *member,
+                       const char *types, ...) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(json_object_putp) json_object *v = value;
         _cleanup_free_ char *path = NULL;
+        va_list ap;
         int r;
 
-        r = check_call_arg(argc, argv);
+        r = check_call_arg(verb, call_arg);
         if (r != EXIT_OK)
                 return r;
         r = client_open_bus(&bus);
         if (r != EXIT_OK)
                 return r;
-        r = resolve_call(bus, argv[0], argc > 1 ? argv[1] : NULL, &path);
+        r = resolve_call(bus, verb, call_arg, filter, rest, &path);
         if (r != EXIT_OK)
                 return r;
 
-        r = client_call_method(bus, path, BWCALL_CALL_IFACE, "Hangup", &error, NULL, NULL);
+        va_start(ap, types);
+        r = client_call_methodv(bus, path, BWCALL_CALL_IFACE, member, &error, NULL, types, ap);
+        va_end(ap);
         if (r < 0)
-                return report_call_error(argv[0], path, &error, r);
+                return report_call_error(bus, verb, path, waits_far_end, &error, r);
 
-        return print_ok(path, -1);
+        return print_ok(path, key, TAKE_PTR(v));
+}
+
+/* VERB [CALL] ARG: with two arguments the first one is the call. */
+static void split_call_arg(int argc, char **argv, const char **ret_call, const char **ret_arg) {
+        assert(argc == 2 || argc == 3);
+        *ret_call = argc == 3 ? argv[1] : NULL;
+        *ret_arg = argv[argc - 1];
+}
+
+static int verb_hangup(int argc, char **argv) {
+        return call_method(argv[0], argc > 1 ? argv[1] : NULL, CALL_UP, NULL, false, NULL, NULL, "Hangup", NULL);
 }
 
 static int verb_mute(int argc, char **argv) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_free_ char *path = NULL;
         bool mute = strcmp(argv[0], "mute") == 0;
-        int r;
 
-        r = check_call_arg(argc, argv);
-        if (r != EXIT_OK)
-                return r;
-        r = client_open_bus(&bus);
-        if (r != EXIT_OK)
-                return r;
-        r = resolve_call(bus, argv[0], argc > 1 ? argv[1] : NULL, &path);
-        if (r != EXIT_OK)
-                return r;
+        return call_method(argv[0], argc > 1 ? argv[1] : NULL, CALL_UP, NULL, false, "muted",
+                           json_object_new_boolean(mute), "Mute", "b", (int) mute);
+}
 
-        r = client_call_method(bus, path, BWCALL_CALL_IFACE, "Mute", &error, NULL, "b", (int) mute);
-        if (r < 0)
-                return report_call_error(argv[0], path, &error, r);
+static int verb_hold(int argc, char **argv) {
+        bool hold = strcmp(argv[0], "hold") == 0;
 
-        return print_ok(path, mute);
+        /* The reply comes once the far end accepted the re-INVITE. */
+        return call_method(argv[0], argc > 1 ? argv[1] : NULL, CALL_UP, NULL, true, "hold",
+                           json_object_new_boolean(hold), "Hold", "b", (int) hold);
+}
+
+static int verb_answer(int argc, char **argv) {
+        /* The reply comes once the gateway's ACK arrived. */
+        return call_method(argv[0], argc > 1 ? argv[1] : NULL, CALL_INCOMING, NULL, true, NULL, NULL, "Answer",
+                           NULL);
+}
+
+static int verb_reject(int argc, char **argv) {
+        /* Reject(0) means 486 Busy Here (the contract); show what goes on the wire. */
+        return call_method(argv[0], argc > 1 ? argv[1] : NULL, CALL_INCOMING, NULL, false, "sip_code",
+                           json_object_new_int64(arg_reject_code ?: 486), "Reject", "u", arg_reject_code);
+}
+
+static int verb_redirect(int argc, char **argv) {
+        const char *call, *target;
+
+        split_call_arg(argc, argv, &call, &target);
+        return call_method(argv[0], call, CALL_INCOMING, "TARGET", false, "target", json_object_new_string(target),
+                           "Redirect", "s", target);
+}
+
+static int verb_dtmf(int argc, char **argv) {
+        const char *call, *digits;
+
+        split_call_arg(argc, argv, &call, &digits);
+        return call_method(argv[0], call, CALL_UP, "DIGITS", false, "digits", json_object_new_string(digits),
+                           "SendDtmf", "s", digits);
+}
+
+static int verb_transfer(int argc, char **argv) {
+        const char *call, *target;
+
+        split_call_arg(argc, argv, &call, &target);
+        /* The reply comes once the far end's NOTIFY reported how the transfer went. */
+        return call_method(argv[0], call, CALL_UP, "TARGET", true, "target", json_object_new_string(target),
+                           "Transfer", "s", target);
 }
 
 static void erase_and_free(char *s) {
@@ -599,7 +725,7 @@ static int verb_token(int argc, char **argv) {
         if (r < 0)
                 return report_bus_error("token set", &error, r);
 
-        return print_ok(NULL, -1);
+        return print_ok(NULL, NULL, NULL);
 }
 
 typedef struct Verb {
@@ -614,10 +740,15 @@ static const Verb verbs[] = {
         { "hangup", 0, 1, verb_hangup },         { "hangup-all", 0, 0, verb_hangup_all },
         { "mute", 0, 1, verb_mute },             { "unmute", 0, 1, verb_mute },
         { "calls", 0, 0, verb_calls },           { "monitor", 0, 0, verb_monitor },
-        { "token", 2, 2, verb_token },
+        { "token", 2, 2, verb_token },           { "answer", 0, 1, verb_answer },
+        { "reject", 0, 1, verb_reject },         { "redirect", 1, 2, verb_redirect },
+        { "hold", 0, 1, verb_hold },             { "resume", 0, 1, verb_hold },
+        { "dtmf", 1, 2, verb_dtmf },             { "transfer", 1, 2, verb_transfer },
+        { "wait-incoming", 0, 0, verb_wait_incoming },
 };
 
 static const char *const wait_states[] = { "ringing", "early-media", "active", "terminated", NULL };
+static const char *const dtmf_methods[] = { "rfc4733", "info", NULL };
 
 /* Returns 1 to go on, 0 to exit successfully (--help, --version), or an exit status < 0. */
 static int parse_argv(int argc, char *argv[]) {
@@ -629,6 +760,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_NO_WAIT,
                 ARG_FOLLOW,
                 ARG_STATS,
+                ARG_DTMF_METHOD,
+                ARG_CODE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -639,6 +772,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "no-wait", no_argument, NULL, ARG_NO_WAIT },
                 { "follow", no_argument, NULL, ARG_FOLLOW },
                 { "stats", no_argument, NULL, ARG_STATS },
+                { "dtmf-method", required_argument, NULL, ARG_DTMF_METHOD },
+                { "code", required_argument, NULL, ARG_CODE },
                 {}
         };
         bool version = false;
@@ -695,6 +830,26 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_STATS:
                         arg_stats = true;
                         break;
+                case ARG_DTMF_METHOD: {
+                        bool ok = false;
+
+                        for (size_t i = 0; dtmf_methods[i]; i++)
+                                ok = ok || strcmp(optarg, dtmf_methods[i]) == 0;
+                        if (!ok)
+                                return -report_usage("Invalid --dtmf-method \"%s\": expected rfc4733 or info", optarg);
+                        arg_dtmf_method = optarg;
+                        break;
+                }
+                case ARG_CODE: {
+                        uint64_t code;
+
+                        /* 0 is the contract's "default" (486); the daemon checks the range too. */
+                        if (parse_uint64(optarg, &code) < 0 || (code != 0 && (code < 300 || code > 699)))
+                                return -report_usage("Invalid --code \"%s\": expected a SIP status 300-699", optarg);
+                        arg_reject_code = (uint32_t) code;
+                        arg_reject_code_set = true;
+                        break;
+                }
                 case ':':
                         return -report_usage("Option %s needs an argument", argv[optind - 1]);
                 case '?':
@@ -743,6 +898,10 @@ static int dispatch(int argc, char **argv) {
                 return report_usage("--wait, --no-wait and --follow only apply to dial");
         if (arg_stats && verb->run != verb_calls)
                 return report_usage("--stats only applies to calls");
+        if (arg_dtmf_method && verb->run != verb_dial)
+                return report_usage("--dtmf-method only applies to dial");
+        if (arg_reject_code_set && verb->run != verb_reject)
+                return report_usage("--code only applies to reject");
 
         return verb->run(argc, argv);
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <json-c/json.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-bus.h>
@@ -34,6 +36,8 @@ extern const char *arg_wait_state; /* dial: NULL = "active" */
 extern bool arg_no_wait;
 extern bool arg_follow;
 extern bool arg_stats;
+extern const char *arg_dtmf_method; /* dial: NULL = the daemon's default */
+extern uint32_t arg_reject_code;    /* reject: 0 = the daemon's default (486) */
 
 /* stderr "bwcall: <message>" and, with --json, {"error":name,"message":...} on stdout.
  * Returns status. */
@@ -59,6 +63,13 @@ int client_call(sd_bus *bus, sd_bus_message *m, sd_bus_error *error, sd_bus_mess
 /* Builds and sends a method call with client_call(). */
 int client_call_method(sd_bus *bus, const char *path, const char *interface, const char *member,
                        sd_bus_error *error, sd_bus_message **ret_reply, const char *types, ...);
+int client_call_methodv(sd_bus *bus, const char *path, const char *interface, const char *member,
+                        sd_bus_error *error, sd_bus_message **ret_reply, const char *types, va_list ap);
+
+/* The call objects (GetManagedObjects) as [{"path":..., <Call properties>...}, ...], oldest first.
+ * Reports failures and returns an exit status. */
+int client_get_calls(sd_bus *bus, const char *verb, json_object **ret);
 
 int verb_dial(int argc, char **argv);
 int verb_monitor(int argc, char **argv);
+int verb_wait_incoming(int argc, char **argv);

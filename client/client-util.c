@@ -112,8 +112,8 @@ int client_call(sd_bus *bus, sd_bus_message *m, sd_bus_error *error, sd_bus_mess
         return sd_bus_call(bus, m, arg_timeout_usec, error, ret_reply);
 }
 
-int client_call_method(sd_bus *bus, const char *path, const char *interface, const char *member,
-                       sd_bus_error *error, sd_bus_message **ret_reply, const char *types, ...) {
+int client_call_methodv(sd_bus *bus, const char *path, const char *interface, const char *member,
+                        sd_bus_error *error, sd_bus_message **ret_reply, const char *types, va_list ap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
@@ -122,14 +122,21 @@ int client_call_method(sd_bus *bus, const char *path, const char *interface, con
                 return sd_bus_error_set_errno(error, r);
 
         if (types) {
-                va_list ap;
-
-                va_start(ap, types);
                 r = sd_bus_message_appendv(m, types, ap);
-                va_end(ap);
                 if (r < 0)
                         return sd_bus_error_set_errno(error, r);
         }
 
         return client_call(bus, m, error, ret_reply);
+}
+
+int client_call_method(sd_bus *bus, const char *path, const char *interface, const char *member,
+                       sd_bus_error *error, sd_bus_message **ret_reply, const char *types, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = client_call_methodv(bus, path, interface, member, error, ret_reply, types, ap);
+        va_end(ap);
+        return r;
 }

@@ -323,7 +323,13 @@ int verb_dial(int argc, char **argv) {
 
         r = sd_bus_message_new_method_call(bus, &m, BWCALL_SERVICE, BWCALL_PHONE_PATH, BWCALL_PHONE_IFACE, "Dial");
         if (r >= 0)
-                r = sd_bus_message_append(m, "sa{sv}", argv[1], 0);
+                r = sd_bus_message_append(m, "s", argv[1]);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}");
+        if (r >= 0 && arg_dtmf_method)
+                r = sd_bus_message_append(m, "{sv}", "dtmf-method", "s", arg_dtmf_method);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
         if (r < 0)
                 return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("Failed"), "dial: %s", strerror(-r));
 

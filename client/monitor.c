@@ -27,6 +27,7 @@ static const struct {
         { BWCALL_CALL_IFACE, "StateChanged", { "old", "new", "cause" } },
         { BWCALL_CALL_IFACE, "HoldStateChanged", { "is_hold", "is_remote" } },
         { BWCALL_CALL_IFACE, "DtmfReceived", { "digit" } },
+        { BWCALL_CALL_IFACE, "TransferRequested", { "target" } },
         { "org.freedesktop.DBus.Properties", "PropertiesChanged", { "interface", "changed", "invalidated" } },
         { "org.freedesktop.DBus.ObjectManager", "InterfacesAdded", { "object", "interfaces" } },
         { "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved", { "object", "interfaces" } },
