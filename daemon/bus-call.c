@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "bus-errors.h"
@@ -152,6 +153,126 @@ static int method_mute(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/* Deferred replies for operations that wait for the far end (Hold, Answer, Transfer). The
+ * bus context travels along so the reply can say which call it was about. */
+static void on_call_op_done(Call *c, int error, const char *message, void *userdata) {
+        sd_bus_message *m = userdata;
+
+        if (error < 0)
+                (void) bus_reply_errno(m, error, "Call %u: %s.", c->id, message ? message : "failed");
+        else
+                (void) sd_bus_reply_method_return(m, NULL);
+        sd_bus_message_unref(m);
+}
+
+static int reply_call_error(Call *c, sd_bus_error *error, int r, const char *what) {
+        if (r == -ESTALE)
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_STATE, "Cannot %s call %u: it is %s.", what, c->id,
+                                         call_state_to_string(c->state));
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_STATE,
+                                         "Cannot %s call %u: another request on it is still in progress.", what,
+                                         c->id);
+        return bus_error_set_errno(error, r, "Cannot %s call %u: %s.", what, c->id, strerror(-r));
+}
+
+static int method_hold(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        int hold, r;
+
+        r = sd_bus_message_read(m, "b", &hold);
+        if (r < 0)
+                return r;
+        r = call_hold(c, hold, on_call_op_done, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return reply_call_error(c, error, r, hold ? "hold" : "resume");
+        }
+        return 1;
+}
+
+static int method_send_dtmf(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        const char *digits;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &digits);
+        if (r < 0)
+                return r;
+        r = call_send_dtmf(c, digits);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_DTMF,
+                                         "Invalid DTMF \"%s\": use 1 to 256 of 0-9 A-D * # and ',' for a 2 s pause.",
+                                         digits);
+        if (r < 0)
+                return reply_call_error(c, error, r, "send DTMF on");
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_answer(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        int r;
+
+        r = call_answer(c, on_call_op_done, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return reply_call_error(c, error, r, "answer");
+        }
+        return 1;
+}
+
+static int method_reject(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        uint32_t code;
+        int r;
+
+        r = sd_bus_message_read(m, "u", &code);
+        if (r < 0)
+                return r;
+        r = call_reject(c, code);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Reject code %u is not a final error status (300–699, or 0 for 486).", code);
+        if (r < 0)
+                return reply_call_error(c, error, r, "reject");
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_redirect(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        const char *target;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &target);
+        if (r < 0)
+                return r;
+        r = call_redirect(c, target);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_NUMBER, "Invalid redirect target \"%s\".", target);
+        if (r < 0)
+                return reply_call_error(c, error, r, "redirect");
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_transfer(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        const char *target;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &target);
+        if (r < 0)
+                return r;
+        r = call_transfer(c, target, on_call_op_done, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                if (r == -EINVAL)
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_NUMBER, "Invalid transfer target \"%s\".",
+                                                 target);
+                return reply_call_error(c, error, r, "transfer");
+        }
+        return 1;
+}
+
 static const sd_bus_vtable call_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -167,11 +288,26 @@ static const sd_bus_vtable call_vtable[] = {
         SD_BUS_PROPERTY("SipCode", "u", NULL, offsetof(Call, sip_code), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartTime", "t", NULL, offsetof(Call, start_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Duration", "u", property_get_duration, 0, 0),
-        SD_BUS_PROPERTY("Stats", "a{sv}", property_get_stats, 0, 0),
+        /* Invalidated (not sent) on change: first audio arrived, read it when needed. */
+        SD_BUS_PROPERTY("Stats", "a{sv}", property_get_stats, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_METHOD("Hangup", NULL, NULL, method_hangup, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Mute", SD_BUS_ARGS("b", mute), SD_BUS_NO_RESULT, method_mute,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Hold", SD_BUS_ARGS("b", hold), SD_BUS_NO_RESULT, method_hold,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SendDtmf", SD_BUS_ARGS("s", digits), SD_BUS_NO_RESULT, method_send_dtmf,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Answer", NULL, NULL, method_answer, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reject", SD_BUS_ARGS("u", sip_code), SD_BUS_NO_RESULT, method_reject,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Redirect", SD_BUS_ARGS("s", target), SD_BUS_NO_RESULT, method_redirect,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Transfer", SD_BUS_ARGS("s", target), SD_BUS_NO_RESULT, method_transfer,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("StateChanged", SD_BUS_ARGS("s", old, "s", new, "s", cause), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("HoldStateChanged", SD_BUS_ARGS("b", is_hold, "b", is_remote), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("DtmfReceived", SD_BUS_ARGS("s", digit), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("TransferRequested", SD_BUS_ARGS("s", target), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -230,4 +366,35 @@ void bus_call_emit_changed(BusContext *ctx, Call *c, const char *const *properti
         r = sd_bus_emit_properties_changed_strv(ctx->bus, path, BUS_CALL_INTERFACE, (char **) properties);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit PropertiesChanged for %s: %m", path);
+}
+
+static void call_emit(BusContext *ctx, Call *c, const char *member, const char *types, ...) {
+        g_autofree char *path = bus_call_path(c);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_signal(ctx->bus, &msg, path, BUS_CALL_INTERFACE, member);
+        if (r >= 0) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(msg, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0)
+                r = sd_bus_send(ctx->bus, msg, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit %s for %s: %m", member, path);
+}
+
+void bus_call_emit_hold_state_changed(BusContext *ctx, Call *c, bool is_hold, bool is_remote) {
+        call_emit(ctx, c, "HoldStateChanged", "bb", (int) is_hold, (int) is_remote);
+}
+
+void bus_call_emit_dtmf_received(BusContext *ctx, Call *c, char digit) {
+        char s[2] = { digit, 0 };
+        call_emit(ctx, c, "DtmfReceived", "s", s);
+}
+
+void bus_call_emit_transfer_requested(BusContext *ctx, Call *c, const char *target) {
+        call_emit(ctx, c, "TransferRequested", "s", target);
 }

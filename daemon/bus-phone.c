@@ -110,6 +110,7 @@ static void on_dial_done(Phone *p, Call *c, int error, const char *message, void
 static int method_dial(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusContext *ctx = userdata;
         g_autofree char *message = NULL;
+        CallOptions options = { .dtmf_method = ctx->phone->config->dtmf_method };
         const char *number, *key;
         int r;
 
@@ -123,8 +124,25 @@ static int method_dial(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 r = sd_bus_message_read(m, "s", &key);
                 if (r < 0)
                         return r;
-                /* No per-call options exist yet; say so rather than ignore them. */
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown Dial option '%s'.", key);
+                if (strcmp(key, "dtmf-method") == 0) {
+                        const char *v;
+                        int method;
+
+                        r = sd_bus_message_read(m, "v", "s", &v);
+                        if (r < 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Dial option 'dtmf-method' must be a string.");
+                        method = dtmf_method_from_string(v);
+                        if (method < 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Dial option 'dtmf-method' is '%s'; expected rfc4733 or info.", v);
+                        options.dtmf_method = (DtmfMethod) method;
+                } else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Unknown Dial option '%s' (known: dtmf-method).", key);
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
         }
         if (r < 0)
                 return r;
@@ -132,7 +150,7 @@ static int method_dial(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (r < 0)
                 return r;
 
-        r = phone_dial(ctx->phone, number, on_dial_done, sd_bus_message_ref(m), &message);
+        r = phone_dial(ctx->phone, number, &options, on_dial_done, sd_bus_message_ref(m), &message);
         if (r < 0) {
                 sd_bus_message_unref(m);
                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_NUMBER, "Invalid number \"%s\": %s.", number,
@@ -185,6 +203,7 @@ static const sd_bus_vtable phone_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("LoginStateChanged", SD_BUS_ARGS("b", is_login, "s", cause), 0),
         SD_BUS_SIGNAL_WITH_ARGS("CallAdded", SD_BUS_ARGS("o", call), 0),
         SD_BUS_SIGNAL_WITH_ARGS("CallRemoved", SD_BUS_ARGS("o", call), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("IncomingCall", SD_BUS_ARGS("o", call, "s", from), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -226,6 +245,28 @@ static void on_call_changed(Phone *p, Call *c, const char *const *properties, vo
         bus_call_emit_changed(userdata, c, properties);
 }
 
+static void on_hold_state_changed(Phone *p, Call *c, bool is_hold, bool is_remote, void *userdata) {
+        bus_call_emit_hold_state_changed(userdata, c, is_hold, is_remote);
+}
+
+static void on_dtmf_received(Phone *p, Call *c, char digit, void *userdata) {
+        bus_call_emit_dtmf_received(userdata, c, digit);
+}
+
+static void on_transfer_requested(Phone *p, Call *c, const char *target, void *userdata) {
+        bus_call_emit_transfer_requested(userdata, c, target);
+}
+
+static void on_incoming_call(Phone *p, Call *c, const char *from, void *userdata) {
+        BusContext *ctx = userdata;
+        g_autofree char *path = bus_call_path(c);
+        int r;
+
+        r = sd_bus_emit_signal(ctx->bus, BUS_PHONE_PATH, BUS_PHONE_INTERFACE, "IncomingCall", "os", path, from);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit IncomingCall: %m");
+}
+
 static const PhoneObserver bus_phone_observer = {
         .phone_changed = on_phone_changed,
         .login_state_changed = on_login_state_changed,
@@ -233,6 +274,10 @@ static const PhoneObserver bus_phone_observer = {
         .call_removed = on_call_removed,
         .call_state_changed = on_call_state_changed,
         .call_changed = on_call_changed,
+        .hold_state_changed = on_hold_state_changed,
+        .dtmf_received = on_dtmf_received,
+        .incoming_call = on_incoming_call,
+        .transfer_requested = on_transfer_requested,
 };
 
 int bus_phone_register(BusContext *ctx) {

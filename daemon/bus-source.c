@@ -2,6 +2,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "log.h"
 
 /* sd-bus driven by the GLib main loop that GStreamer and libsoup need anyway: one thread, one
  * loop (platform-notes §4). prepare() re-reads the wanted events every time so queued output
@@ -50,7 +51,14 @@ static gboolean bus_source_dispatch(GSource *s, GSourceFunc cb, gpointer userdat
 
         while ((r = sd_bus_process(b->bus, NULL)) > 0)
                 ;
-        return r < 0 ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+        if (r < 0) {
+                /* Without the bus the daemon is useless: stop, and let systemd restart us. */
+                log_error_errno(r, "Lost the D-Bus connection: %m");
+                if (cb)
+                        cb(userdata);
+                return G_SOURCE_REMOVE;
+        }
+        return G_SOURCE_CONTINUE;
 }
 
 static void bus_source_finalize(GSource *s) {

@@ -30,3 +30,6 @@ void bus_call_emit_added(BusContext *ctx, Call *c);
 void bus_call_emit_removed(BusContext *ctx, Call *c);
 void bus_call_emit_state_changed(BusContext *ctx, Call *c, CallState old, CallState new);
 void bus_call_emit_changed(BusContext *ctx, Call *c, const char *const *properties);
+void bus_call_emit_hold_state_changed(BusContext *ctx, Call *c, bool is_hold, bool is_remote);
+void bus_call_emit_dtmf_received(BusContext *ctx, Call *c, char digit);
+void bus_call_emit_transfer_requested(BusContext *ctx, Call *c, const char *target);

@@ -5,11 +5,20 @@
 #include "call.h"
 #include "log.h"
 #include "phone.h"
+#include "sdp.h"
 
 /* RFC 3261 Timer B with the 500 ms T1 JsSIP uses: no response at all to the INVITE. */
 #define CALL_TIMER_B_MS (64 * 500)
 /* How long a terminated dialog waits for stray responses (487 after CANCEL, 200 to BYE). */
 #define CALL_SIP_CLEANUP_MS (32 * 1000)
+/* The SDK's INFO DTMF timing: 250 ms tone + 250 ms gap per digit, ',' = 2 s. */
+#define CALL_INFO_DTMF_DURATION_MS 250
+#define CALL_INFO_DTMF_STEP_MS 500
+#define CALL_DTMF_PAUSE_MS 2000
+/* JsSIP retries a 491 on a re-INVITE once after this long. */
+#define CALL_REINVITE_RETRY_MS 1000
+#define CALL_NO_ACK_MS (64 * 500)
+#define CALL_TAG_ALPHABET "0123456789abcdefghijklmnopqrstuv"
 
 static const char *const call_state_names[_CALL_STATE_MAX] = {
         [CALL_STATE_DIALING] = "dialing",   [CALL_STATE_RINGING] = "ringing",
@@ -44,6 +53,15 @@ Call *call_unref(Call *c) {
         g_clear_handle_id(&c->timer_b, g_source_remove);
         g_clear_handle_id(&c->linger_source, g_source_remove);
         g_clear_handle_id(&c->sip_cleanup_source, g_source_remove);
+        g_clear_handle_id(&c->reinvite_retry, g_source_remove);
+        g_clear_handle_id(&c->info_timer, g_source_remove);
+        g_clear_handle_id(&c->no_answer_timer, g_source_remove);
+        g_clear_handle_id(&c->no_ack_timer, g_source_remove);
+        if (c->info_digits)
+                g_string_free(c->info_digits, TRUE);
+        sip_message_free(c->invite);
+        g_free(c->answer_sdp);
+        g_free(c->remote_display);
         media_free(c->media);
         sip_dialog_free(c->dialog);
         g_free(c->number);
@@ -58,6 +76,16 @@ static bool call_is_terminated(const Call *c) {
 
 static bool call_is_confirmed(const Call *c) {
         return c->state == CALL_STATE_ACTIVE || c->state == CALL_STATE_HELD;
+}
+
+/* Completes a deferred operation once; the callback may not see the call again. */
+static void call_pending_finish(Call *c, CallPending *p, int error, const char *message) {
+        CallPending copy = *p;
+
+        if (!copy.done)
+                return;
+        *p = (CallPending) {};
+        copy.done(c, error, message, copy.userdata);
 }
 
 static gboolean on_sip_cleanup(gpointer userdata) {
@@ -112,6 +140,10 @@ void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_co
                 c->end_usec = now_realtime();
                 props = terminated_props;
                 g_clear_handle_id(&c->timer_b, g_source_remove);
+                g_clear_handle_id(&c->reinvite_retry, g_source_remove);
+                g_clear_handle_id(&c->info_timer, g_source_remove);
+                g_clear_handle_id(&c->no_answer_timer, g_source_remove);
+                g_clear_handle_id(&c->no_ack_timer, g_source_remove);
                 /* Audio stops the moment the call ends, whatever SIP still has to do. */
                 c->media = media_free(c->media);
         }
@@ -127,6 +159,10 @@ void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_co
 
         if (state == CALL_STATE_TERMINATED) {
                 unsigned linger = c->phone ? c->phone->config->call_linger_ms : 0;
+
+                call_pending_finish(c, &c->hold_pending, -ESTALE, "the call ended");
+                call_pending_finish(c, &c->answer_pending, -ESTALE, "the call ended");
+                call_pending_finish(c, &c->transfer_pending, -ESTALE, "the call ended");
 
                 c->linger_source = g_timeout_add(linger, on_linger_done, c);
                 if (!c->sip_done)
@@ -154,6 +190,8 @@ static void call_send_bye(Call *c, const char *reason) {
 static void call_send_cancel(Call *c) {
         call_send(c, sip_build_cancel(&c->phone->ua, c->dialog));
 }
+
+static void call_respond_invite(Call *c, unsigned code, const char *contact_uri, const char *sdp);
 
 static gboolean on_timer_b(gpointer userdata) {
         Call *c = userdata;
@@ -230,13 +268,33 @@ static void on_media_failed(Media *m, int error, const char *message, void *user
                 call_abort(c, "WebRTC Error", 500, "WebRTC Error");
 }
 
+static void on_media_dtmf_received(Media *m, char digit, void *userdata) {
+        Call *c = userdata;
+
+        log_info("Call %u: received DTMF %c (RFC 4733).", c->id, digit);
+        if (c->phone)
+                phone_notify_dtmf(c->phone, c, digit);
+}
+
 static const MediaCallbacks call_media_callbacks = {
         .offer_ready = on_offer_ready,
         .first_audio = on_first_audio,
         .failed = on_media_failed,
+        .dtmf_received = on_media_dtmf_received,
 };
 
-int call_new_outgoing(Phone *phone, const char *number, Call **ret) {
+static void call_media_config(const Phone *phone, MediaConfig *mc) {
+        *mc = (MediaConfig) {
+                .ice_addresses = (const char *const *) phone->config->ice_addresses,
+                .upnp = phone->config->upnp,
+                .stun_servers = (const char *const *) phone->config->stun_servers,
+                .latency_ms = phone->config->latency_ms,
+                .input_target = phone->config->input,
+                .output_target = phone->config->output,
+        };
+}
+
+int call_new_outgoing(Phone *phone, const char *number, const CallOptions *options, Call **ret) {
         _cleanup_(call_unrefp) Call *c = g_new0(Call, 1);
         MediaConfig mc;
         int r;
@@ -248,19 +306,13 @@ int call_new_outgoing(Phone *phone, const char *number, Call **ret) {
         c->direction = CALL_DIRECTION_OUTGOING;
         c->number = g_strdup(number);
         c->created_usec = now_realtime();
+        c->options = *options;
 
         r = sip_dialog_new_outgoing(&phone->ua, number, &c->dialog);
         if (r < 0)
                 return log_error_errno(r, "Failed to create a SIP dialog: %m");
 
-        mc = (MediaConfig) {
-                .ice_addresses = (const char *const *) phone->config->ice_addresses,
-                .upnp = phone->config->upnp,
-                .stun_servers = (const char *const *) phone->config->stun_servers,
-                .latency_ms = phone->config->latency_ms,
-                .input_target = phone->config->input,
-                .output_target = phone->config->output,
-        };
+        call_media_config(phone, &mc);
         r = media_new_offer(&mc, &call_media_callbacks, c, &c->media);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up call media: %m");
@@ -290,6 +342,21 @@ void call_abort(Call *c, const char *cause, unsigned reason_code, const char *re
 int call_hangup(Call *c) {
         if (call_is_terminated(c))
                 return -ESTALE;
+
+        if (c->state == CALL_STATE_INCOMING && !c->answered_waiting_ack) {
+                /* JsSIP's terminate() on a ringing incoming call: 480, cause "Rejected". */
+                call_respond_invite(c, 480, NULL, NULL);
+                call_set_state(c, CALL_STATE_TERMINATED, "Rejected", 480);
+                call_sip_finished(c);
+                return 0;
+        }
+        if (c->answered_waiting_ack) {
+                /* Answered but not confirmed yet: end it with BYE like a confirmed call. */
+                c->answered_waiting_ack = false;
+                call_send_bye(c, NULL);
+                call_set_state(c, CALL_STATE_TERMINATED, "Terminated", 0);
+                return 0;
+        }
 
         if (call_is_confirmed(c)) {
                 call_send_bye(c, NULL);
@@ -340,11 +407,15 @@ static bool is_sdp(const SipMessage *m) {
         return sip_message_body_length(m) > 0 && g_strcmp0(sip_message_content_type(m), "application/sdp") == 0;
 }
 
-static void call_update_dialog(Call *c, const SipMessage *m) {
+/* final: a 2xx confirms the dialog, and its To tag wins over an early dialog's (a forked or
+ * re-tagged 18x), so ACK and BYE reach the leg that answered. */
+static void call_update_dialog(Call *c, const SipMessage *m, bool final) {
         const char *tag = sip_message_to_tag(m), *contact = sip_message_contact_uri(m);
 
-        if (tag && !c->dialog->remote_tag)
+        if (tag && (final || !c->dialog->remote_tag)) {
+                g_free(c->dialog->remote_tag);
                 c->dialog->remote_tag = g_strdup(tag);
+        }
         if (contact) {
                 g_free(c->dialog->remote_target);
                 c->dialog->remote_target = g_strdup(contact);
@@ -364,7 +435,7 @@ static void call_handle_provisional(Call *c, const SipMessage *m, unsigned statu
                 return;
         if (!sip_message_to_tag(m))
                 return; /* JsSIP ignores 1xx without a To tag */
-        call_update_dialog(c, m);
+        call_update_dialog(c, m, false);
 
         if (is_sdp(m) && !c->answer_applied && c->media) {
                 int r = media_set_answer(c->media, sip_message_body(m));
@@ -396,7 +467,7 @@ static void call_handle_invite_2xx(Call *c, const SipMessage *m) {
                 call_sip_finished(c);
                 return;
         }
-        call_update_dialog(c, m);
+        call_update_dialog(c, m, true);
         if (!c->dialog->route_set) {
                 char **rr = sip_message_record_routes(m);
                 if (rr) {
@@ -443,12 +514,552 @@ static void call_handle_invite_final_error(Call *c, const SipMessage *m, unsigne
         call_sip_finished(c);
 }
 
+/* ---- hold / resume ---- */
+
+static void call_update_hold_state(Call *c) {
+        bool held = c->local_hold || c->remote_hold;
+
+        if (c->state == CALL_STATE_ACTIVE && held)
+                call_set_state(c, CALL_STATE_HELD, NULL, 0);
+        else if (c->state == CALL_STATE_HELD && !held)
+                call_set_state(c, CALL_STATE_ACTIVE, NULL, 0);
+}
+
+/* Our SDP for a re-INVITE or a 200 to one: the WebRTC session stays as it is; only the
+ * direction follows local and remote hold (gateway-protocol.md §6). */
+static char *call_local_sdp(Call *c, SdpDirection remote_offer, bool answering) {
+        const char *base = c->media ? media_get_local_sdp(c->media) : NULL;
+        SdpDirection d;
+
+        if (!base)
+                return NULL;
+        if (answering)
+                d = sdp_direction_answer(remote_offer);
+        else
+                d = SDP_DIRECTION_SENDRECV;
+        if (c->local_hold)
+                d = d == SDP_DIRECTION_SENDRECV ? SDP_DIRECTION_SENDONLY
+                  : d == SDP_DIRECTION_RECVONLY ? SDP_DIRECTION_INACTIVE : d;
+        else if (!answering && c->remote_hold)
+                d = SDP_DIRECTION_RECVONLY;
+        return sdp_with_direction(base, d);
+}
+
+static int call_send_reinvite(Call *c) {
+        g_autofree char *sdp = NULL, *text = NULL;
+        bool saved = c->local_hold;
+        int r;
+
+        /* Build the offer for the state we ask for. */
+        c->local_hold = c->reinvite_hold;
+        sdp = call_local_sdp(c, SDP_DIRECTION_SENDRECV, false);
+        c->local_hold = saved;
+        if (!sdp)
+                return -ENODEV;
+        text = sip_build_request(&c->phone->ua, c->dialog, "INVITE", NULL, "application/sdp", sdp, &c->reinvite_cseq);
+        if (!text)
+                return -EINVAL;
+        r = phone_send_sip(c->phone, text);
+        if (r < 0)
+                c->reinvite_cseq = 0;
+        return r;
+}
+
+static gboolean on_reinvite_retry(gpointer userdata) {
+        Call *c = userdata;
+        int r;
+
+        c->reinvite_retry = 0;
+        r = call_send_reinvite(c);
+        if (r < 0) {
+                media_set_active(c->media, !c->local_hold);
+                call_pending_finish(c, &c->hold_pending, r, "could not send the re-INVITE again");
+        }
+        return G_SOURCE_REMOVE;
+}
+
+int call_hold(Call *c, bool hold, CallDoneFunc done, void *userdata) {
+        int r;
+
+        if (!call_is_confirmed(c))
+                return -ESTALE;
+        if (c->reinvite_cseq || c->reinvite_retry || c->hold_pending.done)
+                return -EBUSY;
+        if (c->local_hold == hold) {
+                done(c, 0, NULL, userdata);
+                return 0;
+        }
+
+        c->reinvite_hold = hold;
+        c->reinvite_attempts = 1;
+        /* The far end stops hearing us at once, as the SDK disables its track before signalling. */
+        if (hold && c->media)
+                media_set_active(c->media, false);
+        r = call_send_reinvite(c);
+        if (r < 0) {
+                if (hold && c->media)
+                        media_set_active(c->media, true);
+                return r;
+        }
+        c->hold_pending = (CallPending) { done, userdata };
+        log_info("Call %u: %s requested.", c->id, hold ? "hold" : "resume");
+        return 0;
+}
+
+static void call_handle_reinvite_response(Call *c, const SipMessage *m, unsigned status) {
+        static const char *const props[] = { "LocalHold", NULL };
+
+        if (status < 200)
+                return;
+        c->reinvite_cseq = 0;
+        if (status < 300) {
+                call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
+                c->local_hold = c->reinvite_hold;
+                if (c->media)
+                        media_set_active(c->media, !c->local_hold);
+                phone_notify_call_changed(c->phone, c, props);
+                phone_notify_hold(c->phone, c, c->local_hold, false);
+                call_update_hold_state(c);
+                call_pending_finish(c, &c->hold_pending, 0, NULL);
+                return;
+        }
+        /* Non-2xx: ACK with the same branch is the transport's business for INVITE; over a
+         * reliable socket JsSIP sends it as a new request with the re-INVITE's CSeq. */
+        call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
+        if (status == 491 && c->reinvite_attempts < 2) {
+                c->reinvite_attempts++;
+                log_info("Call %u: re-INVITE crossed another (491); retrying once.", c->id);
+                c->reinvite_retry = g_timeout_add(CALL_REINVITE_RETRY_MS, on_reinvite_retry, c);
+                return;
+        }
+        /* Unlike the SDK (which tears the call down), a refused hold leaves the call as it was. */
+        if (c->media)
+                media_set_active(c->media, !c->local_hold);
+        {
+                g_autofree char *message = g_strdup_printf("the gateway refused the %s: %u %s",
+                                                           c->reinvite_hold ? "hold" : "resume", status,
+                                                           sip_message_reason_phrase(m) ?: "");
+                log_warning("Call %u: %s; the call stays %s.", c->id, message, call_state_to_string(c->state));
+                call_pending_finish(c, &c->hold_pending, -EPROTO, message);
+        }
+}
+
+/* A re-INVITE or UPDATE from the far end: remote hold/resume (gateway-protocol.md §6). */
+static void call_handle_remote_offer(Call *c, const SipMessage *m) {
+        static const char *const props[] = { "RemoteHold", NULL };
+        g_autofree char *answer = NULL, *contact = NULL, *text = NULL;
+        SdpDirection offered = SDP_DIRECTION_SENDRECV;
+        bool hold;
+
+        if (!call_is_confirmed(c)) {
+                call_send(c, sip_build_response(m, 491, "Request Pending", NULL, NULL, NULL, NULL));
+                return;
+        }
+        if (is_sdp(m) && sdp_get_direction(sip_message_body(m), &offered) < 0) {
+                call_send(c, sip_build_response(m, 488, "Not Acceptable Here", NULL, NULL, NULL, NULL));
+                return;
+        }
+        /* A re-INVITE without SDP is not hold (the SDK fires (false, true)). */
+        hold = is_sdp(m) && sdp_is_hold(offered);
+        answer = call_local_sdp(c, offered, true);
+        if (!answer) {
+                call_send(c, sip_build_response(m, 500, NULL, NULL, NULL, NULL, NULL));
+                return;
+        }
+        contact = g_strdup_printf("sip:%s@%s;transport=ws", c->phone->ua.user, c->phone->ua.contact_host);
+        text = sip_build_response(m, 200, "OK", NULL, contact, "application/sdp", answer);
+        call_send(c, g_steal_pointer(&text));
+
+        if (hold != c->remote_hold) {
+                c->remote_hold = hold;
+                log_info("Call %u: the far end %s the call.", c->id, hold ? "holds" : "resumed");
+                phone_notify_call_changed(c->phone, c, props);
+                phone_notify_hold(c->phone, c, hold, true);
+                call_update_hold_state(c);
+        }
+}
+
+/* ---- DTMF ---- */
+
+static bool dtmf_valid(const char *digits) {
+        if (!digits || !*digits || strlen(digits) > 256)
+                return false;
+        for (const char *p = digits; *p; p++)
+                if (!strchr("0123456789ABCDabcd*#,", *p))
+                        return false;
+        return true;
+}
+
+static gboolean on_info_dtmf(gpointer userdata) {
+        Call *c = userdata;
+        char digit;
+
+        c->info_timer = 0;
+        if (!c->info_digits || c->info_digits->len == 0 || !call_is_confirmed(c))
+                return G_SOURCE_REMOVE;
+        digit = c->info_digits->str[0];
+        g_string_erase(c->info_digits, 0, 1);
+        if (digit != ',') {
+                g_autofree char *body = g_strdup_printf("Signal=%c\r\nDuration=%d", digit, CALL_INFO_DTMF_DURATION_MS);
+                call_send(c, sip_build_request(&c->phone->ua, c->dialog, "INFO", NULL, "application/dtmf-relay",
+                                               body, NULL));
+        }
+        if (c->info_digits->len > 0)
+                c->info_timer = g_timeout_add(digit == ',' ? CALL_DTMF_PAUSE_MS : CALL_INFO_DTMF_STEP_MS,
+                                              on_info_dtmf, c);
+        return G_SOURCE_REMOVE;
+}
+
+int call_send_dtmf(Call *c, const char *digits) {
+        g_autofree char *upper = NULL;
+        int r;
+
+        if (!dtmf_valid(digits))
+                return -EINVAL;
+        if (!call_is_confirmed(c))
+                return -ESTALE;
+        upper = g_ascii_strup(digits, -1);
+
+        if (c->options.dtmf_method == DTMF_METHOD_RFC4733 && c->media && media_has_telephone_event(c->media)) {
+                r = media_send_dtmf(c->media, upper, CALL_INFO_DTMF_DURATION_MS, CALL_INFO_DTMF_STEP_MS -
+                                                                                    CALL_INFO_DTMF_DURATION_MS);
+                if (r >= 0) {
+                        log_info("Call %u: sending DTMF %s as RFC 4733 events.", c->id, upper);
+                        return 0;
+                }
+                log_warning_errno(r, "Call %u: RFC 4733 DTMF not possible (%m); using SIP INFO.", c->id);
+        }
+        /* SIP INFO, also the fallback when telephone-event was not negotiated (as the SDK does). */
+        if (!c->info_digits)
+                c->info_digits = g_string_new(NULL);
+        g_string_append(c->info_digits, upper);
+        log_info("Call %u: sending DTMF %s as SIP INFO.", c->id, upper);
+        if (!c->info_timer)
+                c->info_timer = g_idle_add(on_info_dtmf, c);
+        return 0;
+}
+
+static void call_handle_info(Call *c, const SipMessage *m) {
+        const char *ct = sip_message_content_type(m);
+
+        call_send(c, sip_build_response(m, 200, "OK", NULL, NULL, NULL, NULL));
+        if (g_strcmp0(ct, "application/dtmf-relay") == 0) {
+                g_auto(GStrv) lines = g_strsplit(sip_message_body(m), "\n", 16);
+
+                for (char **l = lines; *l; l++) {
+                        g_strstrip(*l);
+                        if (g_ascii_strncasecmp(*l, "Signal=", 7) == 0) {
+                                const char *v = g_strstrip(*l + 7);
+                                if (strlen(v) == 1 && strchr("0123456789ABCDabcd*#", v[0])) {
+                                        log_info("Call %u: received DTMF %c (SIP INFO).", c->id, v[0]);
+                                        phone_notify_dtmf(c->phone, c, g_ascii_toupper(v[0]));
+                                } else
+                                        log_warning("Call %u: ignoring INFO with an invalid DTMF signal.", c->id);
+                        }
+                }
+        }
+}
+
+/* ---- incoming calls ---- */
+
+/* The URI inside a name-addr ("Name" <sip:x@y>;tag=..) or an addr-spec (sip:x@y;tag=..). */
+static char *uri_of(const char *value) {
+        const char *lt, *gt;
+
+        if (!value)
+                return NULL;
+        lt = strchr(value, '<');
+        if (lt) {
+                gt = strchr(lt, '>');
+                return gt ? g_strndup(lt + 1, (gsize) (gt - lt - 1)) : NULL;
+        }
+        return g_strndup(value, strcspn(value, "; \t"));
+}
+
+/* "sip:+1555@host;..." → "+1555" */
+static char *user_of(const char *uri) {
+        const char *p, *at;
+
+        if (!uri || (!g_str_has_prefix(uri, "sip:") && !g_str_has_prefix(uri, "sips:")))
+                return NULL;
+        p = strchr(uri, ':') + 1;
+        at = strchr(p, '@');
+        return at && at > p ? g_strndup(p, (gsize) (at - p)) : NULL;
+}
+
+static char *call_contact(const Call *c) {
+        return g_strdup_printf("sip:%s@%s;transport=ws", c->phone->ua.user, c->phone->ua.contact_host);
+}
+
+/* A final or provisional answer to the gateway's INVITE. */
+static void call_respond_invite(Call *c, unsigned code, const char *contact_uri, const char *sdp) {
+        g_autofree char *contact = NULL;
+
+        if (!c->invite)
+                return;
+        if (!contact_uri && code >= 101 && code < 300)
+                contact_uri = contact = call_contact(c);
+        call_send(c, sip_build_response(c->invite, code, NULL, code == 100 ? NULL : c->dialog->local_tag,
+                                        contact_uri, sdp ? "application/sdp" : NULL, sdp));
+}
+
+static gboolean on_no_answer(gpointer userdata) {
+        Call *c = userdata;
+
+        c->no_answer_timer = 0;
+        log_info("Call %u: not answered; 408.", c->id);
+        call_respond_invite(c, 408, NULL, NULL);
+        call_set_state(c, CALL_STATE_TERMINATED, "No Answer", 408);
+        call_sip_finished(c);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean on_no_ack(gpointer userdata) {
+        Call *c = userdata;
+
+        c->no_ack_timer = 0;
+        log_warning("Call %u: no ACK for our 200; ending the call.", c->id);
+        c->answered_waiting_ack = false;
+        call_abort(c, "No ACK", 408, "No ACK");
+        return G_SOURCE_REMOVE;
+}
+
+static void call_send_answer(Call *c) {
+        call_respond_invite(c, 200, NULL, c->answer_sdp);
+        c->answered_waiting_ack = true;
+        c->no_ack_timer = g_timeout_add(CALL_NO_ACK_MS, on_no_ack, c);
+        g_clear_handle_id(&c->no_answer_timer, g_source_remove);
+}
+
+static void on_answer_ready(Media *m, const char *sdp, int error, void *userdata) {
+        Call *c = userdata;
+
+        if (call_is_terminated(c))
+                return;
+        if (error < 0) {
+                log_warning_errno(error, "Call %u: cannot answer the offer: %m", c->id);
+                call_respond_invite(c, 488, NULL, NULL);
+                call_set_state(c, CALL_STATE_TERMINATED, "Incompatible SDP", 488);
+                call_sip_finished(c);
+                return;
+        }
+        c->answer_sdp = g_strdup(sdp);
+        if (c->answer_requested)
+                call_send_answer(c);
+}
+
+static const MediaCallbacks call_incoming_media_callbacks = {
+        .offer_ready = on_answer_ready,
+        .first_audio = on_first_audio,
+        .failed = on_media_failed,
+        .dtmf_received = on_media_dtmf_received,
+};
+
+int call_new_incoming(Phone *phone, SipMessage *invite, Call **ret) {
+        _cleanup_(call_unrefp) Call *c = g_new0(Call, 1);
+        g_autofree char *from_uri = NULL, *to_uri = NULL;
+        SipDialog *d;
+        MediaConfig mc;
+        char **rr;
+        int r;
+
+        c->n_ref = 1;
+        c->phone = phone;
+        c->id = ++phone->next_call_id;
+        c->state = CALL_STATE_INCOMING;
+        c->direction = CALL_DIRECTION_INCOMING;
+        c->created_usec = now_realtime();
+        c->options.dtmf_method = phone->config->dtmf_method;
+        c->invite = invite; /* ours now, even on failure */
+
+        from_uri = uri_of(sip_message_header(invite, "From"));
+        to_uri = uri_of(sip_message_header(invite, "To"));
+        c->number = user_of(from_uri);
+        if (!c->number || !to_uri || !sip_message_from_tag(invite) || !sip_message_contact_uri(invite))
+                return -EBADMSG;
+
+        /* The far end's dialog seen from our side (RFC 3261 12.1.1). */
+        d = c->dialog = g_new0(SipDialog, 1);
+        d->incoming = true;
+        d->call_id = g_strdup(sip_message_call_id(invite));
+        d->remote_tag = g_strdup(sip_message_from_tag(invite));
+        d->local_tag = sip_random_token(10, CALL_TAG_ALPHABET);
+        d->request_uri = g_steal_pointer(&from_uri);
+        d->local_uri = g_steal_pointer(&to_uri);
+        d->remote_target = g_strdup(sip_message_contact_uri(invite));
+        d->invite_cseq = sip_message_cseq_number(invite);
+        d->local_cseq = (uint32_t) g_random_int_range(0, 10000);
+        rr = sip_message_record_routes(invite);
+        d->route_set = rr; /* a UAS keeps Record-Route in order */
+
+        if (!is_sdp(invite)) {
+                /* Offer-less INVITEs (offer in the ACK) are not supported by webrtcbin's flow. */
+                call_respond_invite(c, 488, NULL, NULL);
+                return -EBADMSG;
+        }
+
+        call_respond_invite(c, 100, NULL, NULL);
+        call_media_config(phone, &mc);
+        r = media_new_answer(&mc, sip_message_body(invite), &call_incoming_media_callbacks, c, &c->media);
+        if (r < 0) {
+                call_respond_invite(c, r == -EBADMSG ? 488 : 480, NULL, NULL);
+                return log_warning_errno(r, "Cannot take an incoming call: %m");
+        }
+        call_respond_invite(c, 180, NULL, NULL);
+        if (phone->config->incoming_timeout_ms > 0)
+                c->no_answer_timer = g_timeout_add(phone->config->incoming_timeout_ms, on_no_answer, c);
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int call_answer(Call *c, CallDoneFunc done, void *userdata) {
+        if (c->state != CALL_STATE_INCOMING || c->answer_requested)
+                return -ESTALE;
+        c->answer_requested = true;
+        c->answer_pending = (CallPending) { done, userdata };
+        log_info("Call %u: answering.", c->id);
+        if (c->answer_sdp)
+                call_send_answer(c);
+        return 0;
+}
+
+int call_reject(Call *c, unsigned code) {
+        if (c->state != CALL_STATE_INCOMING || c->answered_waiting_ack)
+                return -ESTALE;
+        if (code == 0)
+                code = 486;
+        if (code < 300 || code > 699)
+                return -EINVAL;
+        call_respond_invite(c, code, NULL, NULL);
+        call_set_state(c, CALL_STATE_TERMINATED, "Rejected", code);
+        call_sip_finished(c);
+        return 0;
+}
+
+int call_redirect(Call *c, const char *target) {
+        g_autofree char *number = NULL, *message = NULL, *contact = NULL;
+        int r;
+
+        if (c->state != CALL_STATE_INCOMING || c->answered_waiting_ack)
+                return -ESTALE;
+        r = phone_normalize_number(target, &number, &message);
+        if (r < 0)
+                return r;
+        contact = g_strdup_printf("sip:%s@%s", number, c->phone->ua.domain);
+        call_respond_invite(c, 302, contact, NULL);
+        call_set_state(c, CALL_STATE_TERMINATED, "Redirected", 302);
+        call_sip_finished(c);
+        return 0;
+}
+
+/* ---- blind transfer ---- */
+
+int call_transfer(Call *c, const char *target, CallDoneFunc done, void *userdata) {
+        g_autofree char *number = NULL, *message = NULL, *refer_to = NULL, *referred_by = NULL, *text = NULL;
+        const char *headers[3];
+        int r;
+
+        if (!call_is_confirmed(c))
+                return -ESTALE;
+        if (c->transfer_pending.done)
+                return -EBUSY;
+        r = phone_normalize_number(target, &number, &message);
+        if (r < 0)
+                return r;
+        refer_to = g_strdup_printf("Refer-To: <sip:%s@%s>", number, c->phone->ua.domain);
+        referred_by = g_strdup_printf("Referred-By: <sip:%s@%s>", c->phone->ua.user, c->phone->ua.domain);
+        headers[0] = refer_to;
+        headers[1] = referred_by;
+        headers[2] = NULL;
+        text = sip_build_request(&c->phone->ua, c->dialog, "REFER", headers, NULL, NULL, &c->refer_cseq);
+        if (!text)
+                return -EINVAL;
+        r = phone_send_sip(c->phone, text);
+        if (r < 0)
+                return r;
+        c->transfer_pending = (CallPending) { done, userdata };
+        log_info("Call %u: transferring to %s.", c->id, number);
+        return 0;
+}
+
+static void call_handle_refer_response(Call *c, const SipMessage *m, unsigned status) {
+        if (status < 200)
+                return;
+        if (status >= 300) {
+                g_autofree char *message = g_strdup_printf("the gateway refused the transfer: %u %s", status,
+                                                           sip_message_reason_phrase(m) ?: "");
+                c->refer_cseq = 0;
+                call_pending_finish(c, &c->transfer_pending, -EPROTO, message);
+        }
+        /* 202: the outcome comes in NOTIFYs. */
+}
+
+/* NOTIFY (Event: refer) with a message/sipfrag body "SIP/2.0 <code> <reason>". */
+static void call_handle_notify(Call *c, const SipMessage *m) {
+        const char *event = sip_message_header(m, "Event");
+        const char *body = sip_message_body(m);
+        unsigned code = 0;
+
+        call_send(c, sip_build_response(m, 200, "OK", NULL, NULL, NULL, NULL));
+        if (!event || g_ascii_strncasecmp(event, "refer", 5) != 0 || !c->transfer_pending.done)
+                return;
+        if (g_str_has_prefix(body, "SIP/2.0 "))
+                code = (unsigned) g_ascii_strtoull(body + 8, NULL, 10);
+        if (code < 100 || code > 699) {
+                log_warning("Call %u: NOTIFY with an unreadable sipfrag.", c->id);
+                return;
+        }
+        if (code < 200)
+                return;
+        c->refer_cseq = 0;
+        if (code < 300) {
+                log_info("Call %u: transfer succeeded.", c->id);
+                call_pending_finish(c, &c->transfer_pending, 0, NULL);
+                call_send_bye(c, NULL);
+                call_set_state(c, CALL_STATE_TERMINATED, "Transferred", 0);
+        } else {
+                g_autofree char *line = g_strndup(body + 8, strcspn(body + 8, "\r\n"));
+                g_autofree char *message = g_strdup_printf("the transfer target answered %s", line);
+                log_info("Call %u: transfer failed: %s; the call stays up.", c->id, line);
+                call_pending_finish(c, &c->transfer_pending, -EPROTO, message);
+        }
+}
+
+/* An incoming REFER: the SDK accepts (202) and, with no transfer handler, declines in the
+ * NOTIFY (gateway-protocol.md §8). We do the same and tell D-Bus clients what was asked. */
+static void call_handle_incoming_refer(Call *c, const SipMessage *m) {
+        g_autofree char *target_uri = uri_of(sip_message_header(m, "Refer-To"));
+        g_autofree char *target = user_of(target_uri);
+        g_autofree char *event = NULL, *text = NULL;
+        const char *headers[3];
+
+        if (!target_uri) {
+                call_send(c, sip_build_response(m, 400, "Bad Request", NULL, NULL, NULL, NULL));
+                return;
+        }
+        call_send(c, sip_build_response(m, 202, "Accepted", NULL, NULL, NULL, NULL));
+        phone_notify_transfer_requested(c->phone, c, target ? target : target_uri);
+
+        event = g_strdup_printf("Event: refer;id=%u", sip_message_cseq_number(m));
+        headers[0] = event;
+        headers[1] = "Subscription-State: terminated;reason=noresource";
+        headers[2] = NULL;
+        call_send(c, sip_build_request(&c->phone->ua, c->dialog, "NOTIFY", headers, "message/sipfrag;version=2.0",
+                                       "SIP/2.0 603 Decline", NULL));
+}
+
 void call_handle_response(Call *c, const SipMessage *m) {
         const char *method = sip_message_cseq_method(m);
         unsigned status = sip_message_status(m);
+        uint32_t cseq = sip_message_cseq_number(m);
 
         if (g_strcmp0(method, "INVITE") == 0) {
-                if (sip_message_cseq_number(m) != c->dialog->invite_cseq)
+                if (c->reinvite_cseq && cseq == c->reinvite_cseq) {
+                        call_handle_reinvite_response(c, m, status);
+                        return;
+                }
+                if (cseq != c->dialog->invite_cseq || c->dialog->incoming)
                         return; /* not our initial INVITE */
                 if (status < 200)
                         call_handle_provisional(c, m, status);
@@ -459,6 +1070,8 @@ void call_handle_response(Call *c, const SipMessage *m) {
         } else if (g_strcmp0(method, "BYE") == 0) {
                 if (status >= 200)
                         call_sip_finished(c);
+        } else if (g_strcmp0(method, "REFER") == 0 && cseq == c->refer_cseq) {
+                call_handle_refer_response(c, m, status);
         } else if (g_strcmp0(method, "CANCEL") == 0) {
                 /* 200 (CANCEL): the 487 to the INVITE follows and finishes the dialog. */
                 if (status >= 300)
@@ -475,17 +1088,31 @@ void call_handle_request(Call *c, const SipMessage *m) {
                         call_set_state(c, CALL_STATE_TERMINATED, "Terminated", 0);
                 call_sip_finished(c);
         } else if (g_strcmp0(method, "ACK") == 0) {
-                /* nothing: we never send 2xx ourselves yet */
-        } else if (g_strcmp0(method, "INFO") == 0 || g_strcmp0(method, "NOTIFY") == 0)
+                if (c->answered_waiting_ack && sip_message_cseq_number(m) == c->dialog->invite_cseq) {
+                        c->answered_waiting_ack = false;
+                        g_clear_handle_id(&c->no_ack_timer, g_source_remove);
+                        call_set_state(c, CALL_STATE_ACTIVE, NULL, 0);
+                        call_pending_finish(c, &c->answer_pending, 0, NULL);
+                }
+        } else if (g_strcmp0(method, "CANCEL") == 0) {
                 call_send(c, sip_build_response(m, 200, "OK", NULL, NULL, NULL, NULL));
-        else if (g_strcmp0(method, "INVITE") == 0 || g_strcmp0(method, "UPDATE") == 0) {
-                /* Re-INVITE/UPDATE handling (hold from the far end) is not built yet: refuse
-                 * without touching the call, the far end keeps its previous session. */
-                log_warning("Call %u: refusing a %s from the gateway (not supported yet).", c->id, method);
-                call_send(c, sip_build_response(m, 488, "Not Acceptable Here", NULL, NULL, NULL, NULL));
-        } else
+                if (c->state == CALL_STATE_INCOMING && !c->answered_waiting_ack) {
+                        call_respond_invite(c, 487, NULL, NULL);
+                        call_set_state(c, CALL_STATE_TERMINATED, "Canceled", 487);
+                        call_sip_finished(c);
+                }
+        } else if (g_strcmp0(method, "INFO") == 0)
+                call_handle_info(c, m);
+        else if (g_strcmp0(method, "NOTIFY") == 0)
+                call_handle_notify(c, m);
+        else if (g_strcmp0(method, "REFER") == 0 && call_is_confirmed(c))
+                call_handle_incoming_refer(c, m);
+        else if (g_strcmp0(method, "INVITE") == 0 || g_strcmp0(method, "UPDATE") == 0)
+                call_handle_remote_offer(c, m);
+        else
                 call_send(c, sip_build_response(m, 405, "Method Not Allowed", NULL, NULL, NULL, NULL));
 }
+
 
 void call_transport_lost(Call *c) {
         if (call_is_terminated(c)) {

@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "config.h"
 #include "macro.h"
 #include "media.h"
 #include "sip-message.h"
@@ -15,6 +16,7 @@
  * call_set_state() is the only place that changes State. */
 
 typedef struct Phone Phone;
+typedef struct Call Call;
 
 typedef enum CallState {
         CALL_STATE_DIALING,
@@ -31,6 +33,20 @@ typedef enum CallDirection {
         CALL_DIRECTION_OUTGOING,
         CALL_DIRECTION_INCOMING,
 } CallDirection;
+
+/* Per-call choices (Dial options). */
+typedef struct CallOptions {
+        DtmfMethod dtmf_method;
+} CallOptions;
+
+/* Outcome of an operation that needs the far end (Hold, Transfer, Answer): error 0 or negative
+ * errno with a readable message. */
+typedef void (*CallDoneFunc)(Call *c, int error, const char *message, void *userdata);
+
+typedef struct CallPending {
+        CallDoneFunc done;
+        void *userdata;
+} CallPending;
 
 typedef struct Call {
         unsigned n_ref;
@@ -60,6 +76,33 @@ typedef struct Call {
         bool sip_done;        /* no further SIP expected for this dialog */
         bool on_bus;          /* published; cleared when the object is removed */
 
+        CallOptions options;
+        char *remote_display;  /* incoming: From display name/URI as received */
+
+        /* re-INVITE (hold/resume) in flight */
+        uint32_t reinvite_cseq;     /* 0 = none */
+        bool reinvite_hold;         /* what the re-INVITE asks for */
+        unsigned reinvite_attempts;
+        guint reinvite_retry;
+        CallPending hold_pending;
+
+        /* DTMF over SIP INFO */
+        GString *info_digits;       /* still to send */
+        guint info_timer;
+
+        /* incoming */
+        SipMessage *invite;         /* the gateway's INVITE, kept to answer it */
+        char *answer_sdp;           /* our SDP answer once gathered */
+        bool answer_requested;      /* Answer() called, waiting for the SDP */
+        bool answered_waiting_ack;
+        CallPending answer_pending;
+        guint no_answer_timer;
+        guint no_ack_timer;
+
+        /* blind transfer */
+        uint32_t refer_cseq;
+        CallPending transfer_pending;
+
         guint timer_b;        /* no response at all to the INVITE (32 s) */
         guint linger_source;  /* remove the terminated object from the bus */
         guint sip_cleanup_source; /* stop waiting for stray responses */
@@ -70,7 +113,12 @@ const char *call_direction_to_string(CallDirection d);
 
 /* Creates an outgoing call to number (normalised E.164) and starts building the offer; the
  * INVITE leaves as soon as ICE gathering is complete. Returns 0 or negative errno. */
-int call_new_outgoing(Phone *phone, const char *number, Call **ret);
+int call_new_outgoing(Phone *phone, const char *number, const CallOptions *options, Call **ret);
+
+/* A gateway INVITE toward us (no To tag): sends 100 and 180, builds the media answer, and
+ * starts the no-answer timer. The caller checked the Request-URI user. Takes ownership of
+ * invite, also on failure (then the right error response has been sent when possible). */
+int call_new_incoming(Phone *phone, SipMessage *invite, Call **ret); /* takes the INVITE */
 
 Call *call_ref(Call *c);
 Call *call_unref(Call *c);
@@ -87,6 +135,24 @@ int call_hangup(Call *c);
 void call_abort(Call *c, const char *cause, unsigned reason_code, const char *reason_text);
 
 int call_set_muted(Call *c, bool muted);
+
+/* Hold(): re-INVITE with a=sendonly / a=sendrecv. -ESTALE (InvalidState) unless active/held,
+ * -EBUSY while another re-INVITE is pending; done reports the far end's verdict. A 491 is
+ * retried once after 1 s; any other failure leaves the call up as it was. */
+int call_hold(Call *c, bool hold, CallDoneFunc done, void *userdata);
+
+/* SendDtmf(): validates "0-9 A-D * # ," (-EINVAL), needs an answered call (-ESTALE). */
+int call_send_dtmf(Call *c, const char *digits);
+
+/* Incoming calls: Answer() (-ESTALE unless incoming), Reject(code 300–699, 0 = 486),
+ * Redirect(E.164 target) with 302. */
+int call_answer(Call *c, CallDoneFunc done, void *userdata);
+int call_reject(Call *c, unsigned code);
+int call_redirect(Call *c, const char *target);
+
+/* Blind transfer: REFER; done when the NOTIFY sipfrag says how it went. On success the call
+ * ends with cause "Transferred". */
+int call_transfer(Call *c, const char *target, CallDoneFunc done, void *userdata);
 uint32_t call_get_duration(const Call *c);
 
 /* SIP routed to this call by the phone (matching Call-ID). */

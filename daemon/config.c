@@ -30,6 +30,22 @@ static const char *const token_mode_names[_TOKEN_MODE_MAX] = {
         [TOKEN_MODE_EXTERNAL] = "external",
 };
 
+static const char *const dtmf_method_names[_DTMF_METHOD_MAX] = {
+        [DTMF_METHOD_RFC4733] = "rfc4733",
+        [DTMF_METHOD_INFO] = "info",
+};
+
+const char *dtmf_method_to_string(DtmfMethod m) {
+        return m >= 0 && m < _DTMF_METHOD_MAX ? dtmf_method_names[m] : NULL;
+}
+
+int dtmf_method_from_string(const char *s) {
+        for (int i = 0; i < _DTMF_METHOD_MAX; i++)
+                if (g_strcmp0(s, dtmf_method_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
 const char *token_mode_to_string(TokenMode m) {
         return m >= 0 && m < _TOKEN_MODE_MAX ? token_mode_names[m] : NULL;
 }
@@ -51,6 +67,8 @@ Config *config_new(void) {
         c->latency_ms = 40; /* platform-notes §1: 200 ms default adds to mouth-to-ear delay */
         c->auto_connect = true;
         c->call_linger_ms = 2000;
+        c->dtmf_method = DTMF_METHOD_RFC4733;
+        c->incoming_timeout_ms = 60000; /* the SDK's noAnswerTimeout */
         c->connect_timeout_ms = 10000;
         return c;
 }
@@ -80,7 +98,7 @@ char *config_default_path(void) {
 }
 
 /* One table drives both parsing and the unknown-key check. */
-typedef enum ValueType { VT_STRING, VT_STRV, VT_BOOL, VT_UINT, VT_TOKEN_MODE } ValueType;
+typedef enum ValueType { VT_STRING, VT_STRV, VT_BOOL, VT_UINT, VT_TOKEN_MODE, VT_DTMF_METHOD } ValueType;
 
 typedef struct ConfigKey {
         const char *group;
@@ -110,6 +128,8 @@ static const ConfigKey config_keys[] = {
         { "Media", "Input", VT_STRING, offsetof(Config, input) },
         { "Media", "Output", VT_STRING, offsetof(Config, output) },
         { "Calls", "LingerMSec", VT_UINT, offsetof(Config, call_linger_ms) },
+        { "Calls", "DtmfMethod", VT_DTMF_METHOD, offsetof(Config, dtmf_method) },
+        { "Calls", "IncomingTimeoutMSec", VT_UINT, offsetof(Config, incoming_timeout_ms) },
 };
 
 static const ConfigKey *config_key_find(const char *group, const char *key) {
@@ -164,6 +184,19 @@ static int config_set_key(Config *c, GKeyFile *kf, const char *path, const Confi
                         return log_error_errno(-EINVAL, "%s: [%s] %s=%s is not a number in 0…3600000.",
                                                path, k->group, k->key, s);
                 *(unsigned *) field = (unsigned) v;
+                return 0;
+        }
+        case VT_DTMF_METHOD: {
+                g_autofree char *s = g_key_file_get_string(kf, k->group, k->key, &error);
+                int m;
+
+                if (!s)
+                        break;
+                m = dtmf_method_from_string(g_strstrip(s));
+                if (m < 0)
+                        return log_error_errno(-EINVAL, "%s: [%s] %s=%s: expected rfc4733 or info.", path,
+                                               k->group, k->key, s);
+                *(DtmfMethod *) field = (DtmfMethod) m;
                 return 0;
         }
         case VT_TOKEN_MODE: {
@@ -258,6 +291,10 @@ int config_finalize(Config *c) {
                 return log_error_errno(-EINVAL, "No caller id configured: set [Account] CallerId=.");
         if (c->token_mode == TOKEN_MODE_CLIENT_CREDENTIALS && (!c->token_endpoint || !*c->token_endpoint))
                 return log_error_errno(-EINVAL, "Token mode client-credentials needs [Token] Endpoint=.");
+        if (c->token_mode == TOKEN_MODE_CLIENT_CREDENTIALS && !g_str_has_prefix(c->token_endpoint, "https://"))
+                return log_error_errno(-EINVAL,
+                                       "Token endpoint '%s' is not https://: the client secret would travel in "
+                                       "clear text.", c->token_endpoint);
         if (c->ca_file && *c->ca_file && !g_path_is_absolute(c->ca_file)) {
                 /* glib-networking refuses relative anchor paths (platform-notes §5). */
                 char *abs = g_canonicalize_filename(c->ca_file, NULL);
@@ -289,32 +326,44 @@ static void wipe_free(char *s) {
 
 /* Reads a small secret file, checking ownership-independent permission bits on the open fd. */
 static int read_secret_file(const char *path, bool check_mode, char **ret) {
-        g_autoptr(GError) error = NULL;
         struct stat st;
-        char *contents = NULL;
-        gsize len = 0;
-        int fd;
+        GString *buf;
+        char chunk[4096];
+        ssize_t n;
+        int fd, r = 0;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return log_error_errno(-errno, "Failed to open credentials %s: %m", path);
-        if (fstat(fd, &st) < 0) {
-                int r = -errno;
+        /* Check and read the same open file, so the file checked is the file read. */
+        if (fstat(fd, &st) < 0)
+                r = log_error_errno(-errno, "Failed to stat credentials %s: %m", path);
+        else if (!S_ISREG(st.st_mode))
+                r = log_error_errno(-EINVAL, "Credentials %s is not a regular file.", path);
+        else if (check_mode && (st.st_mode & 0077))
+                r = log_error_errno(-EPERM,
+                                    "Refusing credentials file %s: it is readable by group or others "
+                                    "(mode %04o); run chmod 600 on it.", path, (unsigned) (st.st_mode & 07777));
+        else if (st.st_size > 64 * 1024)
+                r = log_error_errno(-EFBIG, "Credentials file %s is too large.", path);
+        if (r < 0) {
                 close(fd);
-                return log_error_errno(r, "Failed to stat credentials %s: %m", path);
+                return r;
         }
+
+        buf = g_string_sized_new((gsize) st.st_size + 1);
+        while ((n = read(fd, chunk, sizeof chunk)) > 0 && buf->len < 64 * 1024)
+                g_string_append_len(buf, chunk, n);
+        if (n < 0)
+                r = log_error_errno(-errno, "Failed to read credentials %s: %m", path);
+        explicit_bzero(chunk, sizeof chunk);
         close(fd);
-        if (!S_ISREG(st.st_mode))
-                return log_error_errno(-EINVAL, "Credentials %s is not a regular file.", path);
-        if (check_mode && (st.st_mode & 0077))
-                return log_error_errno(-EPERM,
-                                       "Refusing credentials file %s: it is readable by group or others "
-                                       "(mode %04o); run chmod 600 on it.", path, (unsigned) (st.st_mode & 07777));
-        if (st.st_size > 64 * 1024)
-                return log_error_errno(-EFBIG, "Credentials file %s is too large.", path);
-        if (!g_file_get_contents(path, &contents, &len, &error))
-                return log_error_errno(-EIO, "Failed to read credentials %s: %s", path, error->message);
-        *ret = contents;
+        if (r < 0) {
+                explicit_bzero(buf->str, buf->len);
+                g_string_free(buf, TRUE);
+                return r;
+        }
+        *ret = g_string_free(buf, FALSE);
         return 0;
 }
 
@@ -353,6 +402,7 @@ int credentials_load(const Config *c, Credentials **ret) {
         if (!cr->client_id && c->credentials_file && *c->credentials_file) {
                 char *contents = NULL;
                 g_auto(GStrv) lines = NULL;
+                g_autofree size_t *line_lengths = NULL;
 
                 r = read_secret_file(c->credentials_file, true, &contents);
                 if (r < 0)
@@ -360,7 +410,13 @@ int credentials_load(const Config *c, Credentials **ret) {
                 lines = g_strsplit(contents, "\n", -1);
                 wipe_free(contents);
                 for (char **l = lines; *l; l++) {
-                        char *eq = strchr(*l, '=');
+                        char *eq;
+
+                        /* Remember the whole length: the '=' below is cut, and the secret after
+                         * it must be wiped too. */
+                        line_lengths = g_renew(size_t, line_lengths, (size_t) (l - lines) + 1);
+                        line_lengths[l - lines] = strlen(*l);
+                        eq = strchr(*l, '=');
                         if (!eq)
                                 continue;
                         *eq = '\0';
@@ -374,7 +430,7 @@ int credentials_load(const Config *c, Credentials **ret) {
                         }
                 }
                 for (char **l = lines; *l; l++)
-                        explicit_bzero(*l, strlen(*l));
+                        explicit_bzero(*l, line_lengths[l - lines]);
         }
 
         if (!cr->client_id || !*cr->client_id || !cr->client_secret || !*cr->client_secret)

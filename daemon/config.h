@@ -16,6 +16,15 @@ typedef enum TokenMode {
         _TOKEN_MODE_MAX,
 } TokenMode;
 
+typedef enum DtmfMethod {
+        DTMF_METHOD_RFC4733, /* telephone-events in the media (the SDK's default) */
+        DTMF_METHOD_INFO,    /* SIP INFO application/dtmf-relay (the SDK's setDtmfOptions(false)) */
+        _DTMF_METHOD_MAX,
+} DtmfMethod;
+
+const char *dtmf_method_to_string(DtmfMethod m);
+int dtmf_method_from_string(const char *s);
+
 typedef struct Config {
         char *network;          /* "us", "global" or NULL (everything given explicitly) */
         char **servers;         /* gateway WebSocket URLs, NULL-terminated */
@@ -36,6 +45,9 @@ typedef struct Config {
         unsigned latency_ms;
         char *input;            /* PipeWire node name of the microphone; NULL = default */
         char *output;           /* PipeWire node name of the speaker; NULL = default */
+
+        DtmfMethod dtmf_method; /* default for new calls; Dial option "dtmf-method" overrides */
+        unsigned incoming_timeout_ms; /* unanswered incoming calls get 408 after this */
 
         bool auto_connect;      /* Connect() at start-up */
         unsigned call_linger_ms;/* terminated call objects stay on the bus this long */

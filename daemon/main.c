@@ -196,6 +196,14 @@ static gboolean on_quit_signal(gpointer userdata) {
         return G_SOURCE_CONTINUE;
 }
 
+static bool bus_lost;
+
+static gboolean on_bus_lost(gpointer userdata) {
+        bus_lost = true;
+        g_main_loop_quit(userdata);
+        return G_SOURCE_REMOVE;
+}
+
 static gboolean on_watchdog(gpointer userdata) {
         (void) sd_notify(false, "WATCHDOG=1");
         return G_SOURCE_CONTINUE;
@@ -280,6 +288,7 @@ static int run(int argc, char *argv[]) {
 
         loop = g_main_loop_new(NULL, FALSE);
         bus_source = bus_source_new(bus);
+        g_source_set_callback(bus_source, on_bus_lost, loop, NULL);
         g_source_attach(bus_source, NULL);
         g_unix_signal_add(SIGTERM, on_quit_signal, loop);
         g_unix_signal_add(SIGINT, on_quit_signal, loop);
@@ -297,6 +306,8 @@ static int run(int argc, char *argv[]) {
 
         (void) sd_notify(false, "STOPPING=1");
         log_info("Shutting down.");
+        /* No new method calls from here on; the ones under way still get their replies. */
+        (void) sd_bus_release_name(bus, BUS_NAME);
         phone_disconnect(phone);
         /* Let the BYEs/CANCELs and signals leave before the socket and bus close. */
         for (int i = 0; i < 50 && g_main_context_iteration(NULL, FALSE); i++)
@@ -305,7 +316,7 @@ static int run(int argc, char *argv[]) {
         g_source_destroy(bus_source);
         g_source_unref(bus_source);
         sd_bus_unref(bus);
-        return 0;
+        return bus_lost ? -ENOTCONN : 0;
 }
 
 int main(int argc, char *argv[]) {

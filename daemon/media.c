@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gst/gst.h>
@@ -14,62 +15,144 @@
 
 /* Pipeline (platform-notes §1–§3):
  *
- *   pipewiresrc always-copy=true ! audioconvert ! audioresample !
- *     audio/x-raw,rate=48000,channels=1 ! volume ! opusenc ! rtpopuspay pt=111 ! rtpdtmfmux !
- *     queue ! webrtcbin
+ *   pipewiresrc always-copy=true ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 !
+ *     volume ! ENCODER ! rtpdtmfmux ! queue ! webrtcbin
  *   rtpdtmfsrc pt=101 ! application/x-rtp,clock-rate=48000 ! rtpdtmfmux.priority_sink_0
+ *
+ * where ENCODER is the send codec's chain:
+ *
+ *   opusenc ! rtpopuspay pt=111                                                      (Opus)
+ *   audioconvert ! audioresample ! S16LE/8000/mono ! mulawenc ! rtppcmupay pt=0      (PCMU; PCMA alike)
  *
  * and for every stream webrtcbin hands us (pad-added, decided on the CAPS event):
  *
- *   queue ! rtpopusdepay ! opusdec ! audioconvert ! audioresample ! pipewiresink   (OPUS)
- *   queue ! rtppcmudepay ! mulawdec ! ...                                           (PCMU, PCMA alike)
- *   queue ! rtpdtmfdepay ! fakesink                                                 (TELEPHONE-EVENT)
+ *   queue ! rtpopusdepay ! opusdec ! audioconvert ! audioresample ! volume ! pipewiresink  (OPUS)
+ *   queue ! rtppcmudepay ! mulawdec ! ...                                                    (PCMU, PCMA)
+ *   queue ! rtpdtmfdepay ! fakesink                                                          (TELEPHONE-EVENT)
+ *
+ * Offerer: the pipeline starts with Opus, because webrtcbin 1.22 builds the offer's m-line from
+ * the caps it has seen (PCMU, PCMA and telephone-event are added to the SDP text). When the answer
+ * picks another codec (or another payload type), the encoder chain is swapped in an IDLE probe on
+ * volume's src pad: rtpdtmfmux forces one clock rate on all its inputs (caps queries), so parallel
+ * Opus and G.711 branches into the same mux cannot negotiate, while a swapped chain renegotiates
+ * the mux, webrtcbin's sink pad (accept-caps comes from the codec preferences, which list every
+ * format we may send) and rtpdtmfsrc's clock rate cleanly. Answerer: the chain for the offer's
+ * codec is built from the start (Opus, else PCMU, else PCMA) with the offer's payload types.
+ *
+ * DTMF out: digits are queued on the main context and paced with timers; each one is a "dtmf-event"
+ * start/stop pair of custom upstream events pushed into rtpdtmfsrc's src pad (platform-notes §2),
+ * using the telephone-event payload type negotiated at the send codec's clock rate. rtpdtmfsrc
+ * itself holds a tone for at least 250 ms and keeps 100 ms+ between tones; dtmf_sent waits until
+ * it has processed the last stop. DTMF in: rtpdtmfdepay posts one "dtmf-event" element message per
+ * event; a probe drops repeated start packets (marker set again, same RTP timestamp) first.
+ *
+ * Hold (media_set_active): the send volume is muted (muted || held) and so are the volume elements
+ * of the receive branches; RTP keeps flowing, as from a browser with a disabled track.
  *
  * Threading: webrtcbin signals, promise callbacks and pad probes run on GStreamer threads. They
  * only read immutable fields and queue a Dispatch onto the GMainContext captured in
- * media_new_offer(); everything the user sees happens there. Each queued Dispatch, signal
- * closure, promise and probe holds a reference on the Media, so the struct outlives them;
- * media_free() marks it freed (under the lock) and destroys the dispatches still queued, so no
- * callback runs after it returns. */
+ * media_new_offer()/media_new_answer(); everything the user sees happens there. The bus watch
+ * and the DTMF timers are attached to that context too. Each queued Dispatch, signal closure,
+ * promise and probe holds a reference on the Media, so the struct outlives them; media_free()
+ * marks it freed (under the lock) and destroys the dispatches still queued, so no callback runs
+ * after it returns. */
 
 #define OFFER_PT_OPUS 111
+#define OFFER_PT_TE_48K 101
 #define MEDIA_DEFAULT_LATENCY_MS 40U
 /* Gathering on a few local addresses takes milliseconds; this is the safety net so an offer
  * (or an error) always comes out, like the SDK's 2 s ice_timeout_fix but hardly ever hit. */
 #define MEDIA_OFFER_TIMEOUT_MSEC 5000U
 /* webrtcbin answers promises from its own thread within milliseconds; never block forever. */
 #define MEDIA_PROMISE_TIMEOUT_USEC (5 * G_USEC_PER_SEC)
+#define MEDIA_ENCODER_MAX 5
+/* DTMF (gateway-protocol §7): AudioCodes defaults, JsSIP's limits, ',' pauses 2 s. */
+#define DTMF_DEFAULT_DURATION_MS 250U
+#define DTMF_DEFAULT_GAP_MS 250U
+#define DTMF_MIN_DURATION_MS 70U
+#define DTMF_MAX_DURATION_MS 6000U
+#define DTMF_MIN_GAP_MS 50U
+#define DTMF_PAUSE_MS 2000U
+#define DTMF_VOLUME 10 /* -10 dBm0, as browsers send */
+/* How long dtmf_sent waits for rtpdtmfsrc to confirm the last stop before firing anyway. */
+#define DTMF_DRAIN_TIMEOUT_MS 2000U
+#define DTMF_DIGITS "0123456789*#ABCD"
 
 typedef enum DispatchKind {
         DISPATCH_OFFER_READY,
         DISPATCH_OFFER_ERROR,
         DISPATCH_FIRST_AUDIO,
         DISPATCH_FAILED,
+        DISPATCH_CONNECTED,
+        DISPATCH_DTMF_RECEIVED,
 } DispatchKind;
+
+typedef enum SendCodec {
+        SEND_CODEC_OPUS,
+        SEND_CODEC_PCMU,
+        SEND_CODEC_PCMA,
+        _SEND_CODEC_MAX,
+} SendCodec;
+
+/* In order of preference for the answerer (Opus, else PCMU, else PCMA). */
+static const struct {
+        const char *name;     /* lower case, for stats and logs */
+        const char *encoding; /* SDP rtpmap / caps encoding-name */
+        unsigned rate;
+        int static_pt; /* RFC 3551 static payload type, -1 if dynamic */
+} send_codecs[_SEND_CODEC_MAX] = {
+        [SEND_CODEC_OPUS] = { "opus", "OPUS", 48000, -1 },
+        [SEND_CODEC_PCMU] = { "pcmu", "PCMU", 8000, 0 },
+        [SEND_CODEC_PCMA] = { "pcma", "PCMA", 8000, 8 },
+};
+
+/* What goes out: the send codec and payload type, and the telephone-event payload types. */
+typedef struct MediaFormat {
+        SendCodec codec;
+        int pt;
+        int te_pt;           /* telephone-event at the codec's clock rate (sendable); -1: none */
+        int rx_te_pt;        /* answerer: another telephone-event of the offer, receive only; -1 */
+        unsigned rx_te_rate;
+} MediaFormat;
+
+typedef struct DtmfTone {
+        char digit;
+        unsigned duration_ms, gap_ms;
+} DtmfTone;
 
 struct Media {
         gint n_ref; /* atomic */
 
-        /* Immutable after media_new_offer() returns; read from any thread. */
+        /* Immutable after media_new_offer()/media_new_answer() returns; read from any thread. */
         GMainContext *context;
         MediaCallbacks cb;
         void *userdata;
         char *output_target;
+        bool answerer;
+        bool offer_lets_us_send; /* answerer: the offer was sendrecv or recvonly */
+        MediaFormat initial;     /* the format the pipeline was built with */
         GstElement *pipeline;
         GstElement *webrtcbin;
         GstElement *volume;
+        GstPad *mux_sink;    /* rtpdtmfmux pad the encoder chain feeds (ref) */
         GstElement *dtmfsrc; /* RFC 4733 sender, fed by custom upstream events (platform-notes §2) */
-        gint64 start_usec;   /* monotonic, for timing logs */
+        GstElement *dtmfcaps;
+        gint64 start_usec; /* monotonic, for timing logs */
 
-        GMutex lock;        /* protects freed and pending */
+        GMutex lock;        /* protects everything up to play_muted */
         bool freed;         /* media_free() was called */
         GPtrArray *pending; /* GSource* of queued dispatches, one ref each */
+        GstElement *encoder[MEDIA_ENCODER_MAX]; /* current chain between volume and the mux */
+        size_t n_encoder;
+        GPtrArray *play_volumes; /* volume element of each audio receive branch (ref each) */
+        bool play_muted;
 
         gint negotiation_needed; /* atomic: on-negotiation-needed fired */
         gint sending;            /* atomic: the first RTP packet reached webrtcbin */
-        gint offer_requested;    /* atomic: create-offer issued */
+        gint offer_requested;    /* atomic: create-offer / create-answer issued */
         gint first_audio_seen;   /* atomic: first decoded buffer seen */
         gint starting;           /* atomic: the READY -> PLAYING change is still running */
+        gint connected_seen;     /* atomic: connected dispatched */
 
         /* Main context only. */
         gulong handler_ids[5];
@@ -78,9 +161,23 @@ struct Media {
         bool offer_done;
         bool failure_reported;
         bool muted;
+        bool held;
+        bool negotiated; /* answer applied (offerer) or answer handed out (answerer) */
+        bool connected;  /* ICE + DTLS up */
+        MediaFormat format; /* negotiated; valid once negotiated */
         char *answer_text; /* normalised text of the applied answer */
-        char *codec;       /* first codec of the answer, lower case */
+        char *codec;       /* send codec, lower case */
+        char *local_sdp;   /* the offer or answer handed out */
         uint64_t first_audio_usec;
+
+        /* DTMF sender, main context only. */
+        GQueue dtmf_queue; /* DtmfTone* */
+        GSource *dtmf_timer;
+        bool dtmf_busy;     /* digits were queued and dtmf_sent is owed */
+        bool dtmf_tone_on;  /* a start went out; the timer sends its stop */
+        bool dtmf_draining; /* queue empty, waiting for rtpdtmfsrc to finish the last stop */
+        unsigned dtmf_gap_ms;
+        unsigned dtmf_stops_sent, dtmf_stops_done;
 };
 
 typedef struct Dispatch {
@@ -104,7 +201,9 @@ static const struct {
         { "audioresample", "gstreamer1.0-plugins-base" }, { "volume", "gstreamer1.0-plugins-base" },
         { "opusenc", "gstreamer1.0-plugins-base" },       { "opusdec", "gstreamer1.0-plugins-base" },
         { "rtpopuspay", "gstreamer1.0-plugins-good" },    { "rtpopusdepay", "gstreamer1.0-plugins-good" },
+        { "rtppcmupay", "gstreamer1.0-plugins-good" },    { "rtppcmapay", "gstreamer1.0-plugins-good" },
         { "rtppcmudepay", "gstreamer1.0-plugins-good" },  { "rtppcmadepay", "gstreamer1.0-plugins-good" },
+        { "mulawenc", "gstreamer1.0-plugins-good" },      { "alawenc", "gstreamer1.0-plugins-good" },
         { "mulawdec", "gstreamer1.0-plugins-good" },      { "alawdec", "gstreamer1.0-plugins-good" },
         { "rtpdtmfmux", "gstreamer1.0-plugins-good" },    { "rtpdtmfsrc", "gstreamer1.0-plugins-good" },
         { "rtpdtmfdepay", "gstreamer1.0-plugins-good" },  { "queue", "gstreamer1.0 (core)" },
@@ -125,6 +224,19 @@ static const struct {
         { "126", "126 telephone-event/8000", "126 0-15" },
 };
 
+/* webrtcbin answers its sink pad's accept-caps and caps queries from the transceiver's codec
+ * preferences, so they must hold everything that may reach that pad: every codec the answer may
+ * pick and telephone-event (with Opus alone the first DTMF digit failed with not-negotiated and
+ * stopped the whole send branch). Offer creation intersects them with the caps seen (Opus), so
+ * the extra entries do not leak into the offer. The Opus fmtp fields are the ones browsers offer. */
+static const char offer_codec_preferences[] =
+        "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111,"
+        "encoding-params=(string)2,minptime=(string)10,useinbandfec=(string)1;"
+        "application/x-rtp,media=audio,encoding-name=PCMU,clock-rate=8000,payload=0;"
+        "application/x-rtp,media=audio,encoding-name=PCMA,clock-rate=8000,payload=8;"
+        "application/x-rtp,media=audio,encoding-name=TELEPHONE-EVENT,clock-rate=48000,payload=101;"
+        "application/x-rtp,media=audio,encoding-name=TELEPHONE-EVENT,clock-rate=8000,payload=126";
+
 static Media *media_ref(Media *m) {
         g_atomic_int_inc(&m->n_ref);
         return m;
@@ -135,11 +247,13 @@ static void media_unref(Media *m) {
                 return;
         /* media_free() already released the pipeline; this is the memory only. */
         g_ptr_array_unref(m->pending);
+        g_ptr_array_unref(m->play_volumes);
         g_mutex_clear(&m->lock);
         g_main_context_unref(m->context);
         g_free(m->output_target);
         g_free(m->answer_text);
         g_free(m->codec);
+        g_free(m->local_sdp);
         g_free(m);
 }
 
@@ -164,6 +278,10 @@ static uint64_t media_elapsed_msec(const Media *m) {
         return (uint64_t) (g_get_monotonic_time() - m->start_usec) / 1000U;
 }
 
+static const char *media_sdp_kind(const Media *m) {
+        return m->answerer ? "answer" : "offer";
+}
+
 /* ---- hopping to the main context ---- */
 
 static void dispatch_free(gpointer p) {
@@ -176,6 +294,7 @@ static void dispatch_free(gpointer p) {
 
 static void media_report_failure(Media *m, int error, const char *message);
 static void media_deliver_offer(Media *m, bool timed_out);
+static void media_dtmf_next(Media *m);
 
 static gboolean dispatch_run(gpointer p) {
         Dispatch *d = p;
@@ -208,6 +327,16 @@ static gboolean dispatch_run(gpointer p) {
                           media_elapsed_msec(m));
                 if (m->cb.first_audio)
                         m->cb.first_audio(m, m->userdata);
+                break;
+        case DISPATCH_CONNECTED:
+                log_debug("Media: connected %" PRIu64 " ms after start.", media_elapsed_msec(m));
+                m->connected = true;
+                media_dtmf_next(m); /* digits queued before the connection go out now */
+                break;
+        case DISPATCH_DTMF_RECEIVED:
+                log_debug("Media: received RFC 4733 digit %c.", (char) d->error);
+                if (m->cb.dtmf_received)
+                        m->cb.dtmf_received(m, (char) d->error, m->userdata);
                 break;
         }
         return G_SOURCE_REMOVE;
@@ -251,13 +380,13 @@ static void media_report_failure(Media *m, int error, const char *message) {
         m->failure_reported = true;
 
         if (!m->offer_done) {
-                /* Nothing was handed out yet: the offer itself failed. */
+                /* Nothing was handed out yet: the offer (answer) itself failed. */
                 m->offer_done = true;
                 if (m->offer_timeout) {
                         g_source_destroy(m->offer_timeout);
                         g_clear_pointer(&m->offer_timeout, g_source_unref);
                 }
-                log_error_errno(error, "Media: creating the offer failed: %s", message);
+                log_error_errno(error, "Media: creating the %s failed: %s", media_sdp_kind(m), message);
                 if (m->cb.offer_ready)
                         m->cb.offer_ready(m, NULL, error, m->userdata);
                 return;
@@ -307,15 +436,22 @@ static void media_deliver_offer(Media *m, bool timed_out) {
                 return;
         }
         if (timed_out)
-                log_warning("Media: ICE gathering not complete after %u ms, offering the %u candidate(s) "
-                            "found.", MEDIA_OFFER_TIMEOUT_MSEC, n_candidates);
+                log_warning("Media: ICE gathering not complete after %u ms, sending the %s with the %u "
+                            "candidate(s) found.", MEDIA_OFFER_TIMEOUT_MSEC, media_sdp_kind(m), n_candidates);
 
         m->offer_done = true;
         if (m->offer_timeout) {
                 g_source_destroy(m->offer_timeout);
                 g_clear_pointer(&m->offer_timeout, g_source_unref);
         }
-        log_debug("Media: offer ready after %" PRIu64 " ms with %u candidate(s).",
+        g_free(m->local_sdp);
+        m->local_sdp = g_strdup(text);
+        if (m->answerer) {
+                /* The answer is final for webrtcbin: the media is negotiated once it is out. */
+                m->format = m->initial;
+                m->negotiated = true;
+        }
+        log_debug("Media: %s ready after %" PRIu64 " ms with %u candidate(s).", media_sdp_kind(m),
                   media_elapsed_msec(m), n_candidates);
         if (m->cb.offer_ready)
                 m->cb.offer_ready(m, text, 0, m->userdata);
@@ -337,7 +473,52 @@ static gboolean on_offer_timeout(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
-/* ---- offer creation (webrtcbin's thread) ---- */
+/* ---- SDP ---- */
+
+static const GstSDPMedia *sdp_find_audio(const GstSDPMessage *sdp) {
+        for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
+                const GstSDPMedia *media = gst_sdp_message_get_media(sdp, i);
+
+                if (g_strcmp0(gst_sdp_media_get_media(media), "audio") == 0)
+                        return media;
+        }
+        return NULL;
+}
+
+/* Whether the attribute is present at media or session level (value or not: "a=rtcp-mux"). */
+static bool sdp_has_attribute(const GstSDPMessage *sdp, const GstSDPMedia *media, const char *key) {
+        for (guint i = 0; media && i < gst_sdp_media_attributes_len(media); i++)
+                if (g_strcmp0(gst_sdp_media_get_attribute(media, i)->key, key) == 0)
+                        return true;
+        for (guint i = 0; sdp && i < gst_sdp_message_attributes_len(sdp); i++)
+                if (g_strcmp0(gst_sdp_message_get_attribute(sdp, i)->key, key) == 0)
+                        return true;
+        return false;
+}
+
+/* Checks what webrtcbin needs (offer or answer) and returns a description of what is missing,
+ * or NULL. */
+static const char *sdp_missing_webrtc(const GstSDPMessage *sdp) {
+        const GstSDPMedia *audio = sdp_find_audio(sdp);
+
+        if (!audio)
+                return "m=audio";
+        if (gst_sdp_media_get_port(audio) == 0)
+                return "an accepted audio stream (port 0)";
+        if (gst_sdp_media_formats_len(audio) == 0)
+                return "a payload type";
+        if (!sdp_has_attribute(sdp, audio, "ice-ufrag"))
+                return "a=ice-ufrag";
+        if (!sdp_has_attribute(sdp, audio, "ice-pwd"))
+                return "a=ice-pwd";
+        if (!sdp_has_attribute(sdp, audio, "fingerprint"))
+                return "a=fingerprint";
+        if (!sdp_has_attribute(sdp, audio, "rtcp-mux"))
+                return "a=rtcp-mux";
+        if (!sdp_has_attribute(NULL, audio, "candidate"))
+                return "a=candidate";
+        return NULL;
+}
 
 static bool sdp_media_has_format(const GstSDPMedia *media, const char *pt) {
         for (guint i = 0; i < gst_sdp_media_formats_len(media); i++)
@@ -345,6 +526,118 @@ static bool sdp_media_has_format(const GstSDPMedia *media, const char *pt) {
                         return true;
         return false;
 }
+
+static int sdp_parse_pt(const char *s) {
+        char *end = NULL;
+        long pt;
+
+        if (!s || !g_ascii_isdigit(*s))
+                return -1;
+        pt = strtol(s, &end, 10);
+        if (!end || *end || pt < 0 || pt > 127)
+                return -1;
+        return (int) pt;
+}
+
+/* Encoding name (lower case) and clock rate of payload type pt in media, from a=rtpmap or the
+ * RFC 3551 static table. */
+static bool sdp_format_info(const GstSDPMedia *media, const char *pt, char **ret_name, unsigned *ret_rate) {
+        size_t len = strlen(pt);
+
+        for (guint i = 0; i < gst_sdp_media_attributes_len(media); i++) {
+                const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
+                const char *name, *slash;
+
+                if (g_strcmp0(a->key, "rtpmap") != 0 || !a->value || strncmp(a->value, pt, len) != 0 ||
+                    a->value[len] != ' ')
+                        continue;
+                name = a->value + len + 1;
+                name += strspn(name, " ");
+                slash = strchr(name, '/');
+                if (!slash)
+                        return false;
+                *ret_name = g_ascii_strdown(name, slash - name);
+                *ret_rate = (unsigned) strtoul(slash + 1, NULL, 10);
+                return true;
+        }
+        if (strcmp(pt, "0") == 0 || strcmp(pt, "8") == 0) {
+                *ret_name = g_strdup(strcmp(pt, "0") == 0 ? "pcmu" : "pcma");
+                *ret_rate = 8000;
+                return true;
+        }
+        return false;
+}
+
+/* The send format of an audio section: the first codec we can send in the section's order (an
+ * answer), or the best by our preference (an offer: Opus, else PCMU, else PCMA), plus the
+ * telephone-event payload types. Returns false if there is no codec we can send. */
+static bool sdp_pick_format(const GstSDPMedia *audio, bool by_preference, MediaFormat *ret) {
+        MediaFormat f = { .codec = _SEND_CODEC_MAX, .pt = -1, .te_pt = -1, .rx_te_pt = -1 };
+        int te_48k = -1, te_8k = -1;
+
+        for (guint i = 0; i < gst_sdp_media_formats_len(audio); i++) {
+                const char *fmt = gst_sdp_media_get_format(audio, i);
+                g_autofree char *name = NULL;
+                unsigned rate = 0;
+                int pt = sdp_parse_pt(fmt);
+
+                if (pt < 0 || !sdp_format_info(audio, fmt, &name, &rate))
+                        continue;
+                if (strcmp(name, "telephone-event") == 0) {
+                        if (rate == 48000 && te_48k < 0)
+                                te_48k = pt;
+                        else if (rate == 8000 && te_8k < 0)
+                                te_8k = pt;
+                        continue;
+                }
+                for (SendCodec c = 0; c < _SEND_CODEC_MAX; c++)
+                        if (g_ascii_strcasecmp(name, send_codecs[c].encoding) == 0 && rate == send_codecs[c].rate &&
+                            (f.pt < 0 || (by_preference && c < f.codec))) {
+                                f.codec = c;
+                                f.pt = pt;
+                        }
+        }
+        if (f.pt < 0)
+                return false;
+
+        /* rtpdtmfmux forces one clock rate on all its inputs: only the telephone-event at the send
+         * codec's rate can be sent. Another one can still be received. */
+        f.te_pt = send_codecs[f.codec].rate == 48000 ? te_48k : te_8k;
+        if (f.te_pt < 0 && (te_48k >= 0 || te_8k >= 0)) {
+                f.rx_te_pt = te_48k >= 0 ? te_48k : te_8k;
+                f.rx_te_rate = te_48k >= 0 ? 48000 : 8000;
+        }
+        *ret = f;
+        return true;
+}
+
+static const char *sdp_direction(const GstSDPMessage *sdp, const GstSDPMedia *media) {
+        static const char *const dirs[] = { "sendrecv", "sendonly", "recvonly", "inactive" };
+
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+                if (sdp_has_attribute(NULL, media, dirs[i]))
+                        return dirs[i];
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+                if (sdp_has_attribute(sdp, NULL, dirs[i]))
+                        return dirs[i];
+        return "sendrecv";
+}
+
+static char *format_codec_preferences(const MediaFormat *f) {
+        GString *s = g_string_new(NULL);
+
+        g_string_append_printf(s, "application/x-rtp,media=audio,encoding-name=%s,clock-rate=%u,payload=%d",
+                               send_codecs[f->codec].encoding, send_codecs[f->codec].rate, f->pt);
+        if (f->codec == SEND_CODEC_OPUS)
+                g_string_append(s, ",encoding-params=(string)2");
+        if (f->te_pt >= 0)
+                g_string_append_printf(s, ";application/x-rtp,media=audio,encoding-name=TELEPHONE-EVENT,"
+                                          "clock-rate=%u,payload=%d",
+                                       send_codecs[f->codec].rate, f->te_pt);
+        return g_string_free(s, FALSE);
+}
+
+/* ---- offer and answer creation (webrtcbin's thread) ---- */
 
 static void offer_add_codecs(GstSDPMessage *sdp) {
         for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
@@ -362,6 +655,41 @@ static void offer_add_codecs(GstSDPMessage *sdp) {
                                 gst_sdp_media_add_attribute(media, "fmtp", offer_extra_codecs[j].fmtp);
                 }
         }
+}
+
+/* Before set-local-description of our answer: webrtcbin 1.22 intersects the offer with the caps
+ * seen on the sink pad, so the answer has the send codec only; telephone-event is added by hand
+ * (platform-notes §2; only a local description listing it makes webrtcbin accept it on receive).
+ * Returns NULL or what is wrong. */
+static const char *answer_edit(const Media *m, GstSDPMessage *sdp) {
+        GstSDPMedia *audio = (GstSDPMedia *) sdp_find_audio(sdp);
+        g_autofree char *pt = NULL;
+        const char *direction;
+        int te_pt = m->initial.te_pt >= 0 ? m->initial.te_pt : m->initial.rx_te_pt;
+        unsigned te_rate = m->initial.te_pt >= 0 ? send_codecs[m->initial.codec].rate : m->initial.rx_te_rate;
+
+        if (!audio || gst_sdp_media_get_port(audio) == 0)
+                return "webrtcbin rejected the offer's audio stream";
+        pt = g_strdup_printf("%d", m->initial.pt);
+        if (!sdp_media_has_format(audio, pt))
+                return "webrtcbin's answer lacks the send codec (the offer's codec parameters do not match)";
+        direction = sdp_direction(sdp, audio);
+        if (m->offer_lets_us_send && strcmp(direction, "sendrecv") != 0 && strcmp(direction, "sendonly") != 0)
+                return "webrtcbin did not attach the microphone to the offer's audio stream";
+
+        if (te_pt >= 0) {
+                g_autofree char *te = g_strdup_printf("%d", te_pt);
+
+                if (!sdp_media_has_format(audio, te)) {
+                        g_autofree char *rtpmap = g_strdup_printf("%d telephone-event/%u", te_pt, te_rate);
+                        g_autofree char *fmtp = g_strdup_printf("%d 0-15", te_pt);
+
+                        gst_sdp_media_add_format(audio, te);
+                        gst_sdp_media_add_attribute(audio, "rtpmap", rtpmap);
+                        gst_sdp_media_add_attribute(audio, "fmtp", fmtp);
+                }
+        }
+        return NULL;
 }
 
 static char *promise_error_message(GstPromise *promise) {
@@ -386,43 +714,58 @@ static void on_local_description_set(GstPromise *promise, gpointer userdata) {
 
         gst_promise_unref(promise);
         if (error) {
-                g_autofree char *message = g_strdup_printf("webrtcbin rejected the local offer: %s", error);
+                g_autofree char *message = g_strdup_printf("webrtcbin rejected the local %s: %s",
+                                                           media_sdp_kind(m), error);
                 media_queue(m, DISPATCH_OFFER_ERROR, -EPROTO, message, 0);
         }
 }
 
-static void on_offer_created(GstPromise *promise, gpointer userdata) {
+/* Offer or answer created: edit it and set it as the local description. */
+static void on_description_created(GstPromise *promise, gpointer userdata) {
         Media *m = userdata;
-        GstWebRTCSessionDescription *offer = NULL;
+        GstWebRTCSessionDescription *desc = NULL;
         g_autofree char *error = promise_error_message(promise);
+        const char *problem;
         GstPromise *set_promise;
 
         if (!error) {
                 const GstStructure *reply = gst_promise_get_reply(promise);
 
                 if (reply)
-                        gst_structure_get(reply, "offer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, NULL);
+                        gst_structure_get(reply, media_sdp_kind(m), GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc,
+                                          NULL);
         }
         gst_promise_unref(promise);
 
-        if (!offer) {
-                g_autofree char *message =
-                        g_strdup_printf("create-offer failed: %s", error ?: "no offer in the reply");
+        if (!desc) {
+                g_autofree char *message = g_strdup_printf("create-%s failed: %s", media_sdp_kind(m),
+                                                           error ?: "no description in the reply");
                 media_queue(m, DISPATCH_OFFER_ERROR, -EPROTO, message, 0);
                 return;
         }
         if (media_is_freed(m)) {
-                gst_webrtc_session_description_free(offer);
+                gst_webrtc_session_description_free(desc);
                 return;
         }
 
-        offer_add_codecs(offer->sdp);
+        if (m->answerer) {
+                problem = answer_edit(m, desc->sdp);
+                if (problem) {
+                        g_autofree char *text = gst_sdp_message_as_text(desc->sdp);
+
+                        log_debug("Media: unusable answer from webrtcbin:\n%s", text);
+                        media_queue(m, DISPATCH_OFFER_ERROR, -EBADMSG, problem, 0);
+                        gst_webrtc_session_description_free(desc);
+                        return;
+                }
+        } else
+                offer_add_codecs(desc->sdp);
 
         /* Gathering starts here; the result arrives through notify::ice-gathering-state. */
         set_promise = gst_promise_new_with_change_func(on_local_description_set, media_ref(m),
                                                        media_unref_notify);
-        g_signal_emit_by_name(m->webrtcbin, "set-local-description", offer, set_promise);
-        gst_webrtc_session_description_free(offer);
+        g_signal_emit_by_name(m->webrtcbin, "set-local-description", desc, set_promise);
+        gst_webrtc_session_description_free(desc);
 }
 
 /* Creates the offer once webrtcbin wants one (on-negotiation-needed) *and* the first RTP packet
@@ -430,24 +773,27 @@ static void on_offer_created(GstPromise *promise, gpointer userdata) {
  * its sink pad, which through rtpdtmfmux yields the rtpdtmfsrc caps: the offer would carry
  * telephone-event alone. Once caps were received it intersects the codec preferences with them:
  * Opus (platform-notes §1: "create the offer only from on-negotiation-needed", plus this). The
- * wait is the microphone's first 20 ms frame. Called from webrtcbin's or the send thread. */
+ * wait is the microphone's first 20 ms frame. The answerer (remote offer already set) waits for
+ * the first packet only, for the same reason: the answer is the offer intersected with the caps
+ * seen. Called from webrtcbin's or the send thread. */
 static void media_maybe_create_offer(Media *m) {
         GstPromise *promise;
 
-        if (!g_atomic_int_get(&m->negotiation_needed) || !g_atomic_int_get(&m->sending))
+        if ((!m->answerer && !g_atomic_int_get(&m->negotiation_needed)) || !g_atomic_int_get(&m->sending))
                 return;
         if (!g_atomic_int_compare_and_exchange(&m->offer_requested, 0, 1))
                 return;
         if (media_is_freed(m))
                 return;
-        promise = gst_promise_new_with_change_func(on_offer_created, media_ref(m), media_unref_notify);
-        g_signal_emit_by_name(m->webrtcbin, "create-offer", NULL, promise);
+        promise = gst_promise_new_with_change_func(on_description_created, media_ref(m), media_unref_notify);
+        g_signal_emit_by_name(m->webrtcbin, m->answerer ? "create-answer" : "create-offer", NULL, promise);
 }
 
 static void on_negotiation_needed(GstElement *webrtcbin, gpointer userdata) {
         Media *m = userdata;
 
-        /* Later renegotiation (hold) is not started from here. */
+        /* Later renegotiation (hold, caps changes from DTMF or a codec switch) is not started from
+         * here: hold only changes the SIP side's SDP direction (gateway-protocol §6). */
         g_atomic_int_set(&m->negotiation_needed, 1);
         media_maybe_create_offer(m);
 }
@@ -490,6 +836,9 @@ static void on_connection_state(GstElement *webrtcbin, GParamSpec *pspec, gpoint
         if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED)
                 media_queue(m, DISPATCH_FAILED, -ECONNREFUSED, "WebRTC connection failed (ICE or DTLS)",
                             0);
+        else if (state == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED &&
+                 g_atomic_int_compare_and_exchange(&m->connected_seen, 0, 1))
+                media_queue(m, DISPATCH_CONNECTED, 0, NULL, 0);
 }
 
 /* ---- receive side (streaming threads) ---- */
@@ -501,6 +850,33 @@ static GstPadProbeReturn on_first_decoded_buffer(GstPad *pad, GstPadProbeInfo *i
         if (g_atomic_int_compare_and_exchange(&m->first_audio_seen, 0, 1))
                 media_queue(m, DISPATCH_FIRST_AUDIO, 0, NULL, (uint64_t) g_get_real_time());
         return GST_PAD_PROBE_REMOVE;
+}
+
+typedef struct DtmfReceiveState {
+        guint32 last_timestamp;
+        bool have;
+} DtmfReceiveState;
+
+/* rtpdtmfdepay reports an event for every packet with the marker bit or a new RTP timestamp.
+ * Senders may repeat the marked first packet of an event (RFC 4733 §2.5.1.2 allows redundancy),
+ * which would report one digit twice: drop a marked packet of the event already seen. The RTP
+ * header is read by hand (marker: byte 1 bit 7, timestamp: bytes 4-7) to stay off libgstrtp. */
+static GstPadProbeReturn on_dtmf_rtp_packet(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
+        DtmfReceiveState *s = userdata;
+        GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+        guint8 header[8];
+        guint32 timestamp;
+        bool marker;
+
+        if (!buffer || gst_buffer_extract(buffer, 0, header, sizeof(header)) != sizeof(header))
+                return GST_PAD_PROBE_OK;
+        marker = header[1] & 0x80;
+        timestamp = (guint32) header[4] << 24 | (guint32) header[5] << 16 | (guint32) header[6] << 8 | header[7];
+        if (s->have && timestamp == s->last_timestamp)
+                return marker ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
+        s->have = true;
+        s->last_timestamp = timestamp;
+        return GST_PAD_PROBE_OK;
 }
 
 static GstElement *make_element(const char *factory) {
@@ -524,9 +900,10 @@ static int media_link_receive_branch(Media *m, GstPad *pad, const GstCaps *caps)
         const GstStructure *s = gst_caps_get_structure(caps, 0);
         const char *encoding = s ? gst_structure_get_string(s, "encoding-name") : NULL;
         const char *depay_name = NULL, *dec_name = NULL;
-        GstElement *chain[7] = {};
+        GstElement *chain[8] = {};
+        GstElement *play_volume = NULL;
         size_t n = 0;
-        bool audio = false;
+        bool audio = false, dtmf = false;
         g_autoptr(GstPad) sinkpad = NULL;
 
         if (!encoding)
@@ -540,10 +917,11 @@ static int media_link_receive_branch(Media *m, GstPad *pad, const GstCaps *caps)
         } else if (g_ascii_strcasecmp(encoding, "PCMA") == 0) {
                 depay_name = "rtppcmadepay";
                 dec_name = "alawdec";
-        } else if (g_ascii_strcasecmp(encoding, "TELEPHONE-EVENT") == 0)
-                /* rtpdtmfdepay posts a "dtmf-event" element message per digit on the bus. */
+        } else if (g_ascii_strcasecmp(encoding, "TELEPHONE-EVENT") == 0) {
+                /* rtpdtmfdepay posts a "dtmf-event" element message per event on the bus. */
                 depay_name = "rtpdtmfdepay";
-        else
+                dtmf = true;
+        } else
                 log_warning("Media: remote stream with unsupported encoding '%s', discarding it.", encoding);
 
         audio = dec_name != NULL;
@@ -555,6 +933,7 @@ static int media_link_receive_branch(Media *m, GstPad *pad, const GstCaps *caps)
                 if (!(chain[n++] = make_element(dec_name)) ||
                     !(chain[n++] = make_element("audioconvert")) ||
                     !(chain[n++] = make_element("audioresample")) ||
+                    !(play_volume = chain[n++] = make_element("volume")) ||
                     !(chain[n++] = make_element("pipewiresink")))
                         goto fail;
                 if (m->output_target)
@@ -566,6 +945,14 @@ static int media_link_receive_branch(Media *m, GstPad *pad, const GstCaps *caps)
                 if (!(chain[n++] = make_element("fakesink")))
                         goto fail;
                 g_object_set(chain[n - 1], "async", FALSE, "sync", FALSE, NULL);
+        }
+
+        if (play_volume) {
+                /* Hold (media_set_active()) mutes every speaker branch, the future ones too. */
+                g_mutex_lock(&m->lock);
+                g_object_set(play_volume, "mute", (gboolean) m->play_muted, NULL);
+                g_ptr_array_add(m->play_volumes, gst_object_ref(play_volume));
+                g_mutex_unlock(&m->lock);
         }
 
         for (size_t i = 0; i < n; i++)
@@ -583,6 +970,12 @@ static int media_link_receive_branch(Media *m, GstPad *pad, const GstCaps *caps)
 
                 gst_pad_add_probe(decpad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
                                   on_first_decoded_buffer, media_ref(m), media_unref_notify);
+        }
+        if (dtmf) {
+                g_autoptr(GstPad) depay_sink = gst_element_get_static_pad(chain[1], "sink");
+
+                gst_pad_add_probe(depay_sink, GST_PAD_PROBE_TYPE_BUFFER, on_dtmf_rtp_packet,
+                                  g_new0(DtmfReceiveState, 1), g_free);
         }
 
         sinkpad = gst_element_get_static_pad(chain[0], "sink");
@@ -647,10 +1040,116 @@ static void on_pad_added(GstElement *webrtcbin, GstPad *pad, gpointer userdata) 
                           on_src_pad_event, media_ref(m), media_unref_notify);
 }
 
+/* ---- DTMF out (main context) ---- */
+
+static int dtmf_event_number(char c) {
+        const char *p = c ? strchr(DTMF_DIGITS, c) : NULL;
+
+        return p ? (int) (p - DTMF_DIGITS) : -1;
+}
+
+/* A start (number >= 0) or stop (number < 0) for rtpdtmfsrc. GstBaseSrc drops custom upstream
+ * events sent to the element, so they go into its src pad (platform-notes §2). rtpdtmfsrc only
+ * queues them; its own thread paces the packets. */
+static bool media_dtmf_push(Media *m, int number) {
+        g_autoptr(GstPad) pad = gst_element_get_static_pad(m->dtmfsrc, "src");
+        GstStructure *s;
+
+        if (number >= 0)
+                s = gst_structure_new("dtmf-event", "type", G_TYPE_INT, 1, "number", G_TYPE_INT, number,
+                                      "volume", G_TYPE_INT, DTMF_VOLUME, "start", G_TYPE_BOOLEAN, TRUE, NULL);
+        else
+                s = gst_structure_new("dtmf-event", "type", G_TYPE_INT, 1, "start", G_TYPE_BOOLEAN, FALSE, NULL);
+        return gst_pad_send_event(pad, gst_event_new_custom(GST_EVENT_CUSTOM_UPSTREAM, s));
+}
+
+static gboolean on_dtmf_timer(gpointer userdata);
+
+static void media_dtmf_schedule(Media *m, unsigned msec) {
+        assert(!m->dtmf_timer);
+        m->dtmf_timer = g_timeout_source_new(msec);
+        g_source_set_static_name(m->dtmf_timer, "bwcall-media-dtmf");
+        g_source_set_callback(m->dtmf_timer, on_dtmf_timer, m, NULL);
+        g_source_attach(m->dtmf_timer, m->context);
+}
+
+static void media_dtmf_cancel_timer(Media *m) {
+        if (!m->dtmf_timer)
+                return;
+        g_source_destroy(m->dtmf_timer);
+        g_clear_pointer(&m->dtmf_timer, g_source_unref);
+}
+
+/* Starts the next queued tone or pause, or reports the queue done. Never calls back while a
+ * tone is queued, so media_send_dtmf() can call it. */
+static void media_dtmf_next(Media *m) {
+        DtmfTone *t;
+
+        if (!m->dtmf_busy || m->dtmf_timer || m->dtmf_tone_on || !m->connected)
+                return;
+
+        t = g_queue_pop_head(&m->dtmf_queue);
+        if (!t) {
+                if (m->dtmf_stops_done < m->dtmf_stops_sent && !m->dtmf_draining) {
+                        /* rtpdtmfsrc still plays the last tone (it holds each for >= 250 ms). */
+                        m->dtmf_draining = true;
+                        media_dtmf_schedule(m, DTMF_DRAIN_TIMEOUT_MS);
+                        return;
+                }
+                if (m->dtmf_stops_done < m->dtmf_stops_sent)
+                        log_warning("Media: rtpdtmfsrc did not confirm the last DTMF stop in time.");
+                m->dtmf_busy = m->dtmf_draining = false;
+                log_debug("Media: DTMF queue sent.");
+                if (m->cb.dtmf_sent)
+                        m->cb.dtmf_sent(m, m->userdata);
+                return;
+        }
+
+        m->dtmf_draining = false;
+        if (t->digit == ',')
+                media_dtmf_schedule(m, DTMF_PAUSE_MS);
+        else if (media_dtmf_push(m, dtmf_event_number(t->digit))) {
+                log_debug("Media: sending DTMF %c for %u ms.", t->digit, t->duration_ms);
+                m->dtmf_tone_on = true;
+                m->dtmf_gap_ms = t->gap_ms;
+                media_dtmf_schedule(m, t->duration_ms);
+        } else {
+                log_warning("Media: rtpdtmfsrc refused DTMF digit %c (pipeline not playing?).", t->digit);
+                media_dtmf_schedule(m, t->duration_ms + t->gap_ms);
+        }
+        g_free(t);
+}
+
+static gboolean on_dtmf_timer(gpointer userdata) {
+        Media *m = media_ref(userdata); /* dtmf_sent may call media_free() */
+
+        g_clear_pointer(&m->dtmf_timer, g_source_unref);
+        if (m->dtmf_tone_on) {
+                m->dtmf_tone_on = false;
+                if (media_dtmf_push(m, -1))
+                        m->dtmf_stops_sent++;
+                else
+                        log_warning("Media: rtpdtmfsrc refused a DTMF stop.");
+                media_dtmf_schedule(m, m->dtmf_gap_ms);
+        } else
+                media_dtmf_next(m);
+        media_unref(m);
+        return G_SOURCE_REMOVE;
+}
+
+/* rtpdtmfsrc took a stop from its queue: the tone's last packets are going out. */
+static void media_dtmf_stop_processed(Media *m) {
+        m->dtmf_stops_done++;
+        if (m->dtmf_draining && m->dtmf_stops_done >= m->dtmf_stops_sent) {
+                media_dtmf_cancel_timer(m);
+                media_dtmf_next(m);
+        }
+}
+
 /* ---- bus (main context) ---- */
 
 static gboolean on_bus_message(GstBus *bus, GstMessage *message, gpointer userdata) {
-        Media *m = userdata;
+        Media *m = media_ref(userdata); /* callbacks may call media_free() */
 
         switch (GST_MESSAGE_TYPE(message)) {
         case GST_MESSAGE_ERROR: {
@@ -682,17 +1181,205 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *message, gpointer userda
                 break;
         case GST_MESSAGE_ELEMENT: {
                 const GstStructure *s = gst_message_get_structure(message);
+                bool from_sender = GST_MESSAGE_SRC(message) == GST_OBJECT(m->dtmfsrc);
+                gboolean start;
                 int number;
 
-                if (s && gst_structure_has_name(s, "dtmf-event") &&
-                    gst_structure_get_int(s, "number", &number))
-                        log_debug("Media: received RFC 4733 event %d.", number);
+                if (!s)
+                        break;
+                if (!from_sender && gst_structure_has_name(s, "dtmf-event") &&
+                    gst_structure_get_int(s, "number", &number) && number >= 0 &&
+                    number < (int) strlen(DTMF_DIGITS))
+                        /* rtpdtmfdepay: one message per event. Queued like every other callback. */
+                        media_queue(m, DISPATCH_DTMF_RECEIVED, DTMF_DIGITS[number], NULL, 0);
+                else if (from_sender &&
+                         (gst_structure_has_name(s, "dtmf-event-processed") ||
+                          gst_structure_has_name(s, "dtmf-event-dropped")) &&
+                         gst_structure_get_boolean(s, "start", &start) && !start)
+                        media_dtmf_stop_processed(m);
                 break;
         }
         default:
                 break;
         }
+        media_unref(m);
         return G_SOURCE_CONTINUE;
+}
+
+/* ---- send codec ---- */
+
+/* Upstream of volume the caps are fixed (48 kHz mono), yet relinking the encoder sends a RECONFIGURE
+ * upstream, and pipewiresrc (0.3.65) answers every RECONFIGURE by disconnecting and reconnecting
+ * its PipeWire stream: a gap, and from then on buffers without timestamps, so the payloader
+ * repeats one RTP timestamp and the far end's decoder resyncs every few packets (measured: 1003 Hz
+ * instead of 1000 at a G.711 far end). volume renegotiates its own src pad; nothing goes further. */
+static GstPadProbeReturn on_upstream_event(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
+        GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+
+        return event && GST_EVENT_TYPE(event) == GST_EVENT_RECONFIGURE ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
+}
+
+/* The elements between volume and rtpdtmfmux for f's codec and payload type, not in a bin yet. */
+static int media_make_encoder(const MediaFormat *f, GstElement *ret[MEDIA_ENCODER_MAX], size_t *ret_n) {
+        const char *names[MEDIA_ENCODER_MAX] = {};
+        size_t n = 0;
+
+        if (f->codec == SEND_CODEC_OPUS) {
+                names[n++] = "opusenc";
+                names[n++] = "rtpopuspay";
+        } else {
+                /* mulawenc/alawenc take any rate and S16 only: convert and resample to 8 kHz here. */
+                names[n++] = "audioconvert";
+                names[n++] = "audioresample";
+                names[n++] = "capsfilter";
+                names[n++] = f->codec == SEND_CODEC_PCMU ? "mulawenc" : "alawenc";
+                names[n++] = f->codec == SEND_CODEC_PCMU ? "rtppcmupay" : "rtppcmapay";
+        }
+        for (size_t i = 0; i < n; i++) {
+                ret[i] = make_element(names[i]);
+                if (!ret[i]) {
+                        for (size_t j = 0; j < i; j++)
+                                gst_object_unref(ret[j]);
+                        return -ENODEV;
+                }
+        }
+
+        /* RTP timestamps from the sample count (exactly 20 ms apart), not from each capture
+         * timestamp; the encoder only resyncs when those drift apart by more than its tolerance. */
+        g_object_set(ret[n - 2], "perfect-timestamp", TRUE, NULL);
+        if (f->codec == SEND_CODEC_OPUS) {
+                gst_util_set_object_arg(G_OBJECT(ret[0]), "audio-type", "voice");
+                g_object_set(ret[0], "inband-fec", TRUE, NULL);
+        } else {
+                g_autoptr(GstCaps) caps = gst_caps_from_string("audio/x-raw,format=S16LE,rate=8000,channels=1");
+
+                g_object_set(ret[2], "caps", caps, NULL);
+                /* 20 ms packets (160 samples) whatever the size of PipeWire's buffers. */
+                g_object_set(ret[4], "min-ptime", (gint64) (20 * GST_MSECOND), "max-ptime",
+                             (gint64) (20 * GST_MSECOND), NULL);
+        }
+        g_object_set(ret[n - 1], "pt", (guint) f->pt, NULL);
+        *ret_n = n;
+        return 0;
+}
+
+/* Links volume ! chain ! rtpdtmfmux. */
+static bool media_link_encoder(Media *m, GstElement *const *chain, size_t n) {
+        g_autoptr(GstPad) last_src = gst_element_get_static_pad(chain[n - 1], "src");
+
+        if (!gst_element_link(m->volume, chain[0]))
+                return false;
+        for (size_t i = 0; i + 1 < n; i++)
+                if (!gst_element_link(chain[i], chain[i + 1]))
+                        return false;
+        return GST_PAD_LINK_SUCCESSFUL(gst_pad_link(last_src, m->mux_sink));
+}
+
+typedef struct EncoderSwap {
+        Media *m; /* ref */
+        MediaFormat format;
+} EncoderSwap;
+
+static void encoder_swap_free(gpointer p) {
+        EncoderSwap *s = p;
+
+        media_unref(s->m);
+        g_free(s);
+}
+
+/* Replaces the encoder chain while volume's src pad is idle (nothing in flight in the old chain).
+ * Runs on the microphone's streaming thread, or in media_set_answer() when the pad was idle
+ * already. The new chain gets the sticky events (stream-start, caps, segment) from volume before
+ * the next buffer, renegotiates rtpdtmfmux and webrtcbin's sink pad, and continues the same SSRC
+ * and sequence numbers (rtpdtmfmux rewrites them). m->lock is held throughout, so media_free()
+ * either stops the swap before it starts or waits until the pipeline is consistent again. */
+static GstPadProbeReturn on_encoder_swap(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
+        EncoderSwap *s = userdata;
+        Media *m = s->m;
+        GstElement *chain[MEDIA_ENCODER_MAX];
+        size_t n = 0;
+
+        g_mutex_lock(&m->lock);
+        if (m->freed)
+                goto done;
+        if (media_make_encoder(&s->format, chain, &n) < 0) {
+                log_error("Media: cannot build the %s encoder; still sending %s.",
+                          send_codecs[s->format.codec].name, send_codecs[m->initial.codec].name);
+                goto done;
+        }
+
+        {
+                g_autoptr(GstPad) old_src = gst_element_get_static_pad(m->encoder[m->n_encoder - 1], "src");
+
+                gst_element_unlink(m->volume, m->encoder[0]);
+                gst_pad_unlink(old_src, m->mux_sink);
+        }
+        for (size_t i = 0; i < m->n_encoder; i++) {
+                gst_element_set_state(m->encoder[i], GST_STATE_NULL);
+                gst_bin_remove(GST_BIN(m->pipeline), m->encoder[i]);
+                m->encoder[i] = NULL;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                gst_bin_add(GST_BIN(m->pipeline), chain[i]);
+                m->encoder[i] = chain[i];
+        }
+        m->n_encoder = n;
+        if (!media_link_encoder(m, chain, n))
+                /* The next buffer fails with not-linked and the bus reports the error. */
+                log_error("Media: cannot link the %s encoder.", send_codecs[s->format.codec].name);
+        for (size_t i = n; i > 0; i--)
+                gst_element_sync_state_with_parent(chain[i - 1]);
+        log_debug("Media: now sending %s with payload type %d.", send_codecs[s->format.codec].name, s->format.pt);
+
+done:
+        g_mutex_unlock(&m->lock);
+        return GST_PAD_PROBE_REMOVE;
+}
+
+static int media_set_codec_preferences(Media *m, const char *text) {
+        g_autoptr(GstWebRTCRTPTransceiver) transceiver = NULL;
+        g_autoptr(GstCaps) caps = NULL;
+
+        g_signal_emit_by_name(m->webrtcbin, "get-transceiver", 0, &transceiver);
+        if (!transceiver)
+                return log_error_errno(-EINVAL, "Media: webrtcbin has no transceiver for the audio pad.");
+        caps = gst_caps_from_string(text);
+        if (!caps)
+                return log_error_errno(-EINVAL, "Media: bad codec preference caps %s.", text);
+        g_object_set(transceiver, "codec-preferences", caps, NULL);
+        return 0;
+}
+
+/* rtpdtmfsrc's clock rate and payload type follow the send codec; its caps filter must match the
+ * codec's clock rate even without telephone-event, as rtpdtmfmux intersects all inputs' rates. */
+static void media_set_dtmf_format(Media *m, const MediaFormat *f) {
+        g_autofree char *text = g_strdup_printf("application/x-rtp,clock-rate=%u", send_codecs[f->codec].rate);
+        g_autoptr(GstCaps) caps = gst_caps_from_string(text);
+
+        g_object_set(m->dtmfcaps, "caps", caps, NULL);
+        g_object_set(m->dtmfsrc, "pt", (guint) (f->te_pt >= 0 ? f->te_pt : OFFER_PT_TE_48K), NULL);
+}
+
+/* Offerer, answer applied: send what the answer chose. */
+static void media_apply_format(Media *m, const MediaFormat *f) {
+        g_autofree char *preferences = format_codec_preferences(f);
+        EncoderSwap *s;
+        g_autoptr(GstPad) pad = NULL;
+
+        /* accept-caps for what we are about to send (webrtcbin checks the codec preferences). */
+        (void) media_set_codec_preferences(m, preferences);
+        media_set_dtmf_format(m, f);
+        if (f->codec == m->initial.codec && f->pt == m->initial.pt)
+                return;
+
+        log_debug("Media: the answer chose %s (payload type %d); switching the encoder.",
+                  send_codecs[f->codec].name, f->pt);
+        s = g_new0(EncoderSwap, 1);
+        s->m = media_ref(m);
+        s->format = *f;
+        pad = gst_element_get_static_pad(m->volume, "src");
+        gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_IDLE, on_encoder_swap, s, encoder_swap_free);
 }
 
 /* ---- construction ---- */
@@ -716,33 +1403,14 @@ static void media_connect(Media *m, size_t slot, const char *signal, GCallback c
                                                      media_closure_notify, 0);
 }
 
-/* webrtcbin answers its sink pad's accept-caps and caps queries from the transceiver's codec
- * preferences, so they must hold both what rtpopuspay and what rtpdtmfsrc send: with Opus alone
- * the first DTMF digit fails with not-negotiated and stops the whole send branch. The fmtp fields
- * are the ones browsers offer for Opus. */
-static int media_set_codec_preferences(Media *m) {
-        g_autoptr(GstWebRTCRTPTransceiver) transceiver = NULL;
-        g_autoptr(GstCaps) caps = NULL;
-
-        g_signal_emit_by_name(m->webrtcbin, "get-transceiver", 0, &transceiver);
-        if (!transceiver)
-                return log_error_errno(-EINVAL, "Media: webrtcbin has no transceiver for the audio pad.");
-        caps = gst_caps_from_string("application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,"
-                                    "payload=111,encoding-params=(string)2,minptime=(string)10,"
-                                    "useinbandfec=(string)1;"
-                                    "application/x-rtp,media=audio,encoding-name=TELEPHONE-EVENT,"
-                                    "clock-rate=48000,payload=101");
-        if (!caps)
-                return log_error_errno(-EINVAL, "Media: bad codec preference caps.");
-        g_object_set(transceiver, "codec-preferences", caps, NULL);
-        return 0;
-}
-
 static int media_build(Media *m, const MediaConfig *config) {
-        GstElement *src, *convert, *resample, *capsfilter, *opusenc, *pay, *mux, *queue, *dtmfcaps;
-        g_autoptr(GstPad) mux_sink = NULL, mux_prio = NULL, queue_src = NULL;
-        g_autoptr(GstCaps) raw_caps = NULL, dtmf_caps = NULL;
+        GstElement *src, *convert, *resample, *capsfilter, *mux, *queue;
+        GstElement *encoder[MEDIA_ENCODER_MAX];
+        size_t n_encoder = 0;
+        g_autoptr(GstPad) mux_prio = NULL, queue_src = NULL;
+        g_autoptr(GstCaps) raw_caps = NULL;
         g_autoptr(GstBus) bus = NULL;
+        g_autofree char *preferences = NULL;
         int r;
 
         m->pipeline = gst_pipeline_new("bwcall-media");
@@ -751,17 +1419,15 @@ static int media_build(Media *m, const MediaConfig *config) {
         resample = make_element("audioresample");
         capsfilter = make_element("capsfilter");
         m->volume = make_element("volume");
-        opusenc = make_element("opusenc");
-        pay = make_element("rtpopuspay");
         mux = make_element("rtpdtmfmux");
         queue = make_element("queue");
         m->dtmfsrc = make_element("rtpdtmfsrc");
-        dtmfcaps = make_element("capsfilter");
+        m->dtmfcaps = make_element("capsfilter");
         m->webrtcbin = make_element("webrtcbin");
 
         {
-                GstElement *all[] = { src, convert, resample, capsfilter, m->volume, opusenc,
-                                      pay, mux,     queue,    m->dtmfsrc, dtmfcaps, m->webrtcbin };
+                GstElement *all[] = { src, convert, resample, capsfilter, m->volume,   mux,
+                                      queue, m->dtmfsrc, m->dtmfcaps, m->webrtcbin };
                 bool missing = false;
 
                 for (size_t i = 0; i < ELEMENTSOF(all); i++)
@@ -770,12 +1436,20 @@ static int media_build(Media *m, const MediaConfig *config) {
                         for (size_t i = 0; i < ELEMENTSOF(all); i++)
                                 if (all[i])
                                         gst_object_unref(all[i]);
-                        m->volume = m->dtmfsrc = m->webrtcbin = NULL;
+                        m->volume = m->dtmfsrc = m->dtmfcaps = m->webrtcbin = NULL;
                         return -ENODEV;
                 }
                 for (size_t i = 0; i < ELEMENTSOF(all); i++)
                         gst_bin_add(GST_BIN(m->pipeline), all[i]);
         }
+        r = media_make_encoder(&m->initial, encoder, &n_encoder);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_encoder; i++) {
+                gst_bin_add(GST_BIN(m->pipeline), encoder[i]);
+                m->encoder[i] = encoder[i];
+        }
+        m->n_encoder = n_encoder;
 
         /* pipewiresrc would provide the pipeline clock (GstPipeWireClock), which jumped by ~1600 s
          * here once the speaker stream joined the graph. rtpdtmfsrc stamps digits from the clock,
@@ -789,23 +1463,21 @@ static int media_build(Media *m, const MediaConfig *config) {
                 gst_object_unref(clock);
         }
 
-        /* pipewiresrc stalls after 16 buffers in 0.3.65 unless it copies (platform-notes §3). */
-        g_object_set(src, "always-copy", TRUE, NULL);
+        /* pipewiresrc stalls after 16 buffers in 0.3.65 unless it copies (platform-notes §3). Its
+         * buffers carry no PTS here (only the first one: 0), and without timestamps an encoder
+         * linked later (the G.711 swap) stamps nothing and the RTP timestamp never advances:
+         * do-timestamp stamps each buffer with the running time at capture. */
+        g_object_set(src, "always-copy", TRUE, "do-timestamp", TRUE, NULL);
         if (config->input_target && *config->input_target)
                 g_object_set(src, "target-object", config->input_target, NULL);
         set_stream_properties(src, "props,media.role=Communication");
 
         raw_caps = gst_caps_from_string("audio/x-raw,rate=48000,channels=1");
         g_object_set(capsfilter, "caps", raw_caps, NULL);
-        gst_util_set_object_arg(G_OBJECT(opusenc), "audio-type", "voice");
-        g_object_set(opusenc, "inband-fec", TRUE, NULL);
-        g_object_set(pay, "pt", OFFER_PT_OPUS, NULL);
 
         /* RFC 4733 sender, idle until a digit is pushed as a custom upstream event on its src pad.
          * It only negotiates when the first digit goes out, so the offer sees Opus caps alone. */
-        g_object_set(m->dtmfsrc, "pt", 101, NULL);
-        dtmf_caps = gst_caps_from_string("application/x-rtp,clock-rate=48000");
-        g_object_set(dtmfcaps, "caps", dtmf_caps, NULL);
+        media_set_dtmf_format(m, &m->initial);
 
         gst_util_set_object_arg(G_OBJECT(m->webrtcbin), "bundle-policy", "max-bundle");
         g_object_set(m->webrtcbin, "latency",
@@ -822,20 +1494,34 @@ static int media_build(Media *m, const MediaConfig *config) {
         if (r < 0)
                 return log_error_errno(r, "Media: cannot restrict ICE addresses: %m");
 
-        mux_sink = gst_element_request_pad_simple(mux, "sink_%u");
+        m->mux_sink = gst_element_request_pad_simple(mux, "sink_%u");
         mux_prio = gst_element_request_pad_simple(mux, "priority_sink_%u");
-        if (!mux_sink || !mux_prio)
+        if (!m->mux_sink || !mux_prio)
                 return log_error_errno(-EINVAL, "Media: rtpdtmfmux gave no request pads.");
-        if (!gst_element_link_many(src, convert, resample, capsfilter, m->volume, opusenc, pay, NULL) ||
-            !gst_element_link_pads(pay, "src", mux, GST_PAD_NAME(mux_sink)) ||
+        if (!gst_element_link_many(src, convert, resample, capsfilter, m->volume, NULL) ||
+            !media_link_encoder(m, encoder, n_encoder) ||
             !gst_element_link_many(mux, queue, m->webrtcbin, NULL) ||
-            !gst_element_link(m->dtmfsrc, dtmfcaps) ||
-            !gst_element_link_pads(dtmfcaps, "src", mux, GST_PAD_NAME(mux_prio)))
+            !gst_element_link(m->dtmfsrc, m->dtmfcaps) ||
+            !gst_element_link_pads(m->dtmfcaps, "src", mux, GST_PAD_NAME(mux_prio)))
                 return log_error_errno(-EINVAL, "Media: cannot link the send pipeline.");
 
-        r = media_set_codec_preferences(m);
+        /* The offerer's preferences list every format the answer may choose; the answerer's only
+         * the offer's payload types of the send codec and telephone-event, so that they intersect
+         * with the offer when webrtcbin builds the answer. */
+        if (!m->answerer)
+                r = media_set_codec_preferences(m, offer_codec_preferences);
+        else {
+                preferences = format_codec_preferences(&m->initial);
+                r = media_set_codec_preferences(m, preferences);
+        }
         if (r < 0)
                 return r;
+
+        {
+                g_autoptr(GstPad) volume_src = gst_element_get_static_pad(m->volume, "src");
+
+                gst_pad_add_probe(volume_src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_upstream_event, NULL, NULL);
+        }
 
         queue_src = gst_element_get_static_pad(queue, "src");
         gst_pad_add_probe(queue_src, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
@@ -867,17 +1553,15 @@ static void media_stop_async(GstElement *pipeline, gpointer userdata) {
         gst_element_set_state(pipeline, GST_STATE_NULL);
 }
 
-int media_new_offer(const MediaConfig *config, const MediaCallbacks *cb, void *userdata, Media **ret) {
+/* Builds the pipeline and brings it to READY. */
+static int media_create(const MediaConfig *config, const MediaCallbacks *cb, void *userdata, bool answerer,
+                        const MediaFormat *format, Media **ret) {
         static const MediaConfig default_config = {};
         Media *m;
         int r;
 
-        assert(cb);
-        assert(ret);
         if (!config)
                 config = &default_config;
-        if (!gst_is_initialized())
-                gst_init(NULL, NULL);
 
         r = media_check_factories();
         if (r < 0)
@@ -888,11 +1572,16 @@ int media_new_offer(const MediaConfig *config, const MediaCallbacks *cb, void *u
         m->context = g_main_context_ref_thread_default();
         m->cb = *cb;
         m->userdata = userdata;
+        m->answerer = answerer;
+        m->initial = *format;
+        m->codec = g_strdup(send_codecs[format->codec].name);
         if (config->output_target && *config->output_target)
                 m->output_target = g_strdup(config->output_target);
         m->start_usec = g_get_monotonic_time();
         g_mutex_init(&m->lock);
         m->pending = g_ptr_array_new();
+        m->play_volumes = g_ptr_array_new_with_free_func(gst_object_unref);
+        g_queue_init(&m->dtmf_queue);
 
         r = media_build(m, config);
         if (r < 0) {
@@ -915,7 +1604,11 @@ int media_new_offer(const MediaConfig *config, const MediaCallbacks *cb, void *u
                 media_free(m);
                 return -EIO;
         }
+        *ret = m;
+        return 0;
+}
 
+static void media_start(Media *m) {
         m->offer_timeout = g_timeout_source_new(MEDIA_OFFER_TIMEOUT_MSEC);
         g_source_set_callback(m->offer_timeout, on_offer_timeout, m, NULL);
         g_source_attach(m->offer_timeout, m->context);
@@ -925,12 +1618,100 @@ int media_new_offer(const MediaConfig *config, const MediaCallbacks *cb, void *u
          * must not stall the main loop: a GStreamer worker does it. */
         g_atomic_int_set(&m->starting, 1);
         gst_element_call_async(m->pipeline, media_start_async, media_ref(m), media_unref_notify);
+}
 
+int media_new_offer(const MediaConfig *config, const MediaCallbacks *cb, void *userdata, Media **ret) {
+        static const MediaFormat opus = {
+                .codec = SEND_CODEC_OPUS, .pt = OFFER_PT_OPUS, .te_pt = OFFER_PT_TE_48K, .rx_te_pt = -1
+        };
+        Media *m;
+        int r;
+
+        assert(cb);
+        assert(ret);
+        if (!gst_is_initialized())
+                gst_init(NULL, NULL);
+
+        r = media_create(config, cb, userdata, false, &opus, &m);
+        if (r < 0)
+                return r;
+        media_start(m);
         *ret = m;
         return 0;
 }
 
-/* ---- answer ---- */
+static GstPromise *media_call_sync(Media *m, const char *action, gpointer arg);
+
+int media_new_answer(const MediaConfig *config, const char *offer_sdp, const MediaCallbacks *cb,
+                     void *userdata, Media **ret) {
+        GstSDPMessage *msg = NULL;
+        GstWebRTCSessionDescription *desc;
+        const GstSDPMedia *audio;
+        const char *missing, *direction;
+        g_autofree char *error = NULL;
+        GstPromise *promise;
+        MediaFormat format;
+        Media *m;
+        int r;
+
+        assert(cb);
+        assert(ret);
+        if (!offer_sdp)
+                return log_error_errno(-EINVAL, "Media: no SDP offer given.");
+        if (!gst_is_initialized())
+                gst_init(NULL, NULL);
+
+        /* Everything that can be seen in the text is checked before anything is built. */
+        if (gst_sdp_message_new_from_text(offer_sdp, &msg) != GST_SDP_OK || !msg) {
+                if (msg)
+                        gst_sdp_message_free(msg);
+                return log_error_errno(-EBADMSG, "Media: the offer is not SDP.");
+        }
+        missing = sdp_missing_webrtc(msg);
+        if (missing) {
+                gst_sdp_message_free(msg);
+                return log_error_errno(-EBADMSG, "Media: the SDP offer lacks %s.", missing);
+        }
+        audio = sdp_find_audio(msg);
+        if (!sdp_pick_format(audio, true, &format)) {
+                gst_sdp_message_free(msg);
+                return log_error_errno(-EBADMSG, "Media: the SDP offer has no codec we can send "
+                                                 "(Opus/48000, PCMU/8000, PCMA/8000).");
+        }
+        direction = sdp_direction(msg, audio);
+
+        r = media_create(config, cb, userdata, true, &format, &m);
+        if (r < 0) {
+                gst_sdp_message_free(msg);
+                return r;
+        }
+        m->offer_lets_us_send = strcmp(direction, "sendrecv") == 0 || strcmp(direction, "recvonly") == 0;
+
+        /* In READY webrtcbin's thread runs; the transceiver of our sink pad takes the offer's audio
+         * m-line. The answer is created once the first packet has brought caps (see
+         * media_maybe_create_offer()). */
+        desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, msg); /* takes msg */
+        promise = media_call_sync(m, "set-remote-description", desc);
+        gst_webrtc_session_description_free(desc);
+        if (!promise) {
+                media_free(m);
+                return log_error_errno(-ETIMEDOUT, "Media: webrtcbin did not take the offer in time.");
+        }
+        error = promise_error_message(promise);
+        gst_promise_unref(promise);
+        if (error) {
+                media_free(m);
+                return log_error_errno(-EBADMSG, "Media: webrtcbin rejected the SDP offer: %s", error);
+        }
+
+        log_debug("Media: answering with %s (payload type %d, telephone-event %d).",
+                  send_codecs[format.codec].name, format.pt, format.te_pt);
+        media_start(m);
+        *ret = m;
+        return 0;
+}
+
+/* ---- answer (offerer) ---- */
 
 typedef struct PromiseWaiter {
         gint n_ref;
@@ -990,97 +1771,26 @@ static GstPromise *media_call_sync(Media *m, const char *action, gpointer arg) {
         return promise;
 }
 
-static const GstSDPMedia *sdp_find_audio(const GstSDPMessage *sdp) {
-        for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
-                const GstSDPMedia *media = gst_sdp_message_get_media(sdp, i);
-
-                if (g_strcmp0(gst_sdp_media_get_media(media), "audio") == 0)
-                        return media;
-        }
-        return NULL;
-}
-
-/* Whether the attribute is present at media or session level (value or not: "a=rtcp-mux"). */
-static bool sdp_has_attribute(const GstSDPMessage *sdp, const GstSDPMedia *media, const char *key) {
-        for (guint i = 0; media && i < gst_sdp_media_attributes_len(media); i++)
-                if (g_strcmp0(gst_sdp_media_get_attribute(media, i)->key, key) == 0)
-                        return true;
-        for (guint i = 0; sdp && i < gst_sdp_message_attributes_len(sdp); i++)
-                if (g_strcmp0(gst_sdp_message_get_attribute(sdp, i)->key, key) == 0)
-                        return true;
-        return false;
-}
-
-/* Checks what webrtcbin needs and returns a description of what is missing, or NULL. */
-static const char *sdp_answer_missing(const GstSDPMessage *sdp) {
-        const GstSDPMedia *audio = sdp_find_audio(sdp);
-
-        if (!audio)
-                return "m=audio";
-        if (gst_sdp_media_get_port(audio) == 0)
-                return "an accepted audio stream (port 0)";
-        if (gst_sdp_media_formats_len(audio) == 0)
-                return "a payload type";
-        if (!sdp_has_attribute(sdp, audio, "ice-ufrag"))
-                return "a=ice-ufrag";
-        if (!sdp_has_attribute(sdp, audio, "ice-pwd"))
-                return "a=ice-pwd";
-        if (!sdp_has_attribute(sdp, audio, "fingerprint"))
-                return "a=fingerprint";
-        if (!sdp_has_attribute(sdp, audio, "rtcp-mux"))
-                return "a=rtcp-mux";
-        if (!sdp_has_attribute(NULL, audio, "candidate"))
-                return "a=candidate";
-        return NULL;
-}
-
-/* Lower-case encoding name of payload type pt in media, from a=rtpmap or the static table. */
-static char *sdp_codec_name(const GstSDPMedia *media, const char *pt) {
-        size_t len = strlen(pt);
-
-        for (guint i = 0; i < gst_sdp_media_attributes_len(media); i++) {
-                const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
-
-                if (g_strcmp0(a->key, "rtpmap") == 0 && a->value && strncmp(a->value, pt, len) == 0 &&
-                    a->value[len] == ' ') {
-                        const char *name = a->value + len + 1;
-
-                        return g_ascii_strdown(name, strcspn(name, "/"));
-                }
-        }
-        if (strcmp(pt, "0") == 0)
-                return g_strdup("pcmu");
-        if (strcmp(pt, "8") == 0)
-                return g_strdup("pcma");
-        return NULL;
-}
-
-static char *sdp_answer_codec(const GstSDPMessage *sdp) {
-        const GstSDPMedia *audio = sdp_find_audio(sdp);
-
-        for (guint i = 0; audio && i < gst_sdp_media_formats_len(audio); i++) {
-                g_autofree char *name = sdp_codec_name(audio, gst_sdp_media_get_format(audio, i));
-
-                if (name && strcmp(name, "telephone-event") != 0)
-                        return TAKE_PTR(name);
-        }
-        return NULL;
-}
-
 int media_set_answer(Media *m, const char *sdp) {
         GstSDPMessage *msg = NULL;
         GstWebRTCSessionDescription *desc;
-        g_autofree char *text = NULL, *codec = NULL, *error = NULL;
+        g_autofree char *text = NULL, *error = NULL;
         const char *missing;
         GstPromise *promise;
+        MediaFormat format;
 
         assert(m);
         if (!sdp)
                 return log_error_errno(-EINVAL, "Media: no SDP answer given.");
+        if (m->answerer)
+                return log_error_errno(-EINVAL, "Media: this end answered the call; there is no answer to apply.");
 
-        if (gst_sdp_message_new_from_text(sdp, &msg) != GST_SDP_OK || !msg)
+        if (gst_sdp_message_new_from_text(sdp, &msg) != GST_SDP_OK || !msg) {
+                if (msg)
+                        gst_sdp_message_free(msg);
                 return log_error_errno(-EBADMSG, "Media: the answer is not SDP.");
-        missing = sdp_answer_missing(msg);
+        }
+        missing = sdp_missing_webrtc(msg);
         if (missing) {
                 gst_sdp_message_free(msg);
                 return log_error_errno(-EBADMSG, "Media: the SDP answer lacks %s.", missing);
@@ -1100,7 +1810,11 @@ int media_set_answer(Media *m, const char *sdp) {
                 return 0;
         }
 
-        codec = sdp_answer_codec(msg);
+        if (!sdp_pick_format(sdp_find_audio(msg), false, &format)) {
+                gst_sdp_message_free(msg);
+                return log_error_errno(-EBADMSG, "Media: the SDP answer selects no codec we offered.");
+        }
+
         desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, msg); /* takes msg */
         promise = media_call_sync(m, "set-remote-description", desc);
         gst_webrtc_session_description_free(desc);
@@ -1111,22 +1825,84 @@ int media_set_answer(Media *m, const char *sdp) {
         if (error)
                 return log_error_errno(-EPROTO, "Media: webrtcbin rejected the SDP answer: %s", error);
 
-        if (codec && strcmp(codec, "opus") != 0)
-                /* The send branch is Opus only; a G.711-only answer would get Opus it cannot decode. */
-                log_warning("Media: the answer prefers %s; this end sends Opus.", codec);
+        media_apply_format(m, &format);
+        m->format = format;
+        m->negotiated = true;
         m->answer_text = TAKE_PTR(text);
-        free(m->codec);
-        m->codec = TAKE_PTR(codec);
-        log_debug("Media: answer applied %" PRIu64 " ms after start.", media_elapsed_msec(m));
+        g_free(m->codec);
+        m->codec = g_strdup(send_codecs[format.codec].name);
+        log_debug("Media: answer applied %" PRIu64 " ms after start: sending %s (payload type %d), "
+                  "telephone-event %d.", media_elapsed_msec(m), m->codec, format.pt, format.te_pt);
         return 0;
 }
 
-/* ---- mute, stats ---- */
+const char *media_get_local_sdp(const Media *m) {
+        assert(m);
+        return m->local_sdp;
+}
+
+/* ---- DTMF out ---- */
+
+bool media_has_telephone_event(const Media *m) {
+        assert(m);
+        return m->negotiated && m->format.te_pt >= 0;
+}
+
+int media_send_dtmf(Media *m, const char *digits, unsigned duration_ms, unsigned gap_ms) {
+        unsigned duration, gap;
+
+        assert(m);
+        if (!digits || !*digits)
+                return -EINVAL;
+        for (const char *p = digits; *p; p++)
+                if (*p != ',' && dtmf_event_number(*p) < 0)
+                        return -EINVAL;
+        if (!m->negotiated || m->failure_reported)
+                return -ENOTCONN;
+        if (m->format.te_pt < 0)
+                return -ENOTSUP;
+
+        /* Like JsSIP: 0 means the default, the rest is clamped (gateway-protocol §7). */
+        duration = duration_ms == 0 ? DTMF_DEFAULT_DURATION_MS
+                                    : CLAMP(duration_ms, DTMF_MIN_DURATION_MS, DTMF_MAX_DURATION_MS);
+        gap = gap_ms == 0 ? DTMF_DEFAULT_GAP_MS : MAX(gap_ms, DTMF_MIN_GAP_MS);
+
+        for (const char *p = digits; *p; p++) {
+                DtmfTone *t = g_new(DtmfTone, 1);
+
+                *t = (DtmfTone) { .digit = *p, .duration_ms = duration, .gap_ms = gap };
+                g_queue_push_tail(&m->dtmf_queue, t);
+        }
+        m->dtmf_busy = true;
+        log_debug("Media: queued DTMF \"%s\" (%u ms, gap %u ms)%s.", digits, duration, gap,
+                  m->connected ? "" : ", sent once connected");
+        media_dtmf_next(m);
+        return 0;
+}
+
+/* ---- hold, mute, stats ---- */
+
+void media_set_active(Media *m, bool active) {
+        assert(m);
+        if (m->held == !active)
+                return;
+        m->held = !active;
+        log_debug("Media: %s.", active ? "resumed" : "on hold");
+        if (m->volume)
+                g_object_set(m->volume, "mute", (gboolean) (m->muted || m->held), NULL);
+
+        g_mutex_lock(&m->lock);
+        m->play_muted = m->held;
+        for (guint i = 0; i < m->play_volumes->len; i++)
+                g_object_set(m->play_volumes->pdata[i], "mute", (gboolean) m->play_muted, NULL);
+        g_mutex_unlock(&m->lock);
+}
 
 void media_set_muted(Media *m, bool muted) {
         assert(m);
         m->muted = muted;
-        g_object_set(m->volume, "mute", (gboolean) muted, NULL);
+        if (m->volume)
+                g_object_set(m->volume, "mute", (gboolean) (m->muted || m->held), NULL);
 }
 
 bool media_get_muted(const Media *m) {
@@ -1284,6 +2060,7 @@ GVariant *media_get_stats(Media *m) {
         return g_variant_builder_end(&b);
 }
 
+
 /* ---- teardown ---- */
 
 Media *media_free(Media *m) {
@@ -1308,6 +2085,8 @@ Media *media_free(Media *m) {
                 g_source_destroy(m->offer_timeout);
                 g_clear_pointer(&m->offer_timeout, g_source_unref);
         }
+        media_dtmf_cancel_timer(m);
+        g_queue_clear_full(&m->dtmf_queue, g_free);
         if (m->bus_source) {
                 g_source_destroy(m->bus_source);
                 g_clear_pointer(&m->bus_source, g_source_unref);
@@ -1317,7 +2096,7 @@ Media *media_free(Media *m) {
                         if (m->handler_ids[i] != 0)
                                 g_signal_handler_disconnect(m->webrtcbin, m->handler_ids[i]);
         if (m->pipeline && g_atomic_int_get(&m->starting)) {
-                /* The start is still blocked in pipewiresrc (see media_new_offer()); our state change
+                /* The start is still blocked in pipewiresrc (see media_start()); our state change
                  * would wait for it. A worker stops and drops the pipeline instead. The callbacks
                  * are already cut off above, so nothing reaches the user from it. */
                 GstElement *pipeline = g_steal_pointer(&m->pipeline);
@@ -1329,7 +2108,8 @@ Media *media_free(Media *m) {
                 gst_element_set_state(m->pipeline, GST_STATE_NULL);
                 gst_clear_object(&m->pipeline);
         }
-        m->webrtcbin = m->volume = m->dtmfsrc = NULL;
+        gst_clear_object(&m->mux_sink);
+        m->webrtcbin = m->volume = m->dtmfsrc = m->dtmfcaps = NULL;
 
         media_unref(m);
         return NULL;

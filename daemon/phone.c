@@ -88,6 +88,8 @@ static void log_sip_trace(const char *direction, const char *text, size_t len) {
                 g_string_insert(s, (gssize) start, " Bearer <redacted>");
         }
         log_debug("SIP %s:\n%s", direction, s->str);
+        /* The erased token bytes may linger in the buffer's slack: wipe all of it. */
+        explicit_bzero(s->str, s->allocated_len);
 }
 
 int phone_send_sip(Phone *p, const char *text) {
@@ -95,9 +97,38 @@ int phone_send_sip(Phone *p, const char *text) {
         return transport_send(p->transport, text);
 }
 
+/* The SDK's reconnect back-off (gateway-protocol.md §1): floor(random·2^k)+1 s, clamped to
+ * [2, 30]. Network/resume triggers and configurable bounds come with the keep-alive work. */
+#define PHONE_RECONNECT_MIN_S 2
+#define PHONE_RECONNECT_MAX_S 30
+
+static void phone_start_connect(Phone *p);
+static void phone_cancel_dials(Phone *p, const char *why);
+
+static gboolean on_reconnect(gpointer userdata) {
+        Phone *p = userdata;
+
+        p->reconnect_source = 0;
+        if (p->initialized)
+                phone_start_connect(p);
+        return G_SOURCE_REMOVE;
+}
+
+static void phone_schedule_reconnect(Phone *p) {
+        unsigned k = MIN(p->reconnect_attempt, 10u);
+        unsigned delay = (unsigned) (g_random_double() * (double) (1u << k)) + 1;
+
+        delay = CLAMP(delay, PHONE_RECONNECT_MIN_S, PHONE_RECONNECT_MAX_S);
+        p->reconnect_attempt++;
+        g_clear_handle_id(&p->reconnect_source, g_source_remove);
+        p->reconnect_source = g_timeout_add_seconds(delay, on_reconnect, p);
+        log_info("Reconnecting to the gateway in %u s.", delay);
+}
+
 static void on_transport_connected(Transport *t, void *userdata) {
         Phone *p = userdata;
 
+        p->reconnect_attempt = 0;
         phone_set_state(p, PHONE_STATE_CONNECTED);
         phone_notify_one(p, "Server");
         phone_login_state(p, false, "connected");
@@ -114,12 +145,22 @@ static void on_transport_disconnected(Transport *t, bool requested, const char *
                 call_transport_lost(c);
                 call_unref(c);
         }
-        phone_set_state(p, requested ? PHONE_STATE_IDLE : PHONE_STATE_DISCONNECTED);
         phone_login_state(p, false, "disconnected");
-        if (requested)
-                phone_flush_connect_waiters(p, -ENOTCONN, "the connection was closed");
-        else
+        if (requested && p->initialized && p->connect_waiters->len > 0) {
+                /* A Connect()/Dial() came while the old socket was still closing: go again. */
+                phone_start_connect(p);
+                return;
+        }
+        if (!requested && p->initialized) {
+                /* Connect()/Dial() waiting for this attempt get its failure now; the phone keeps
+                 * trying in the background, as the SDK does. */
+                phone_set_state(p, PHONE_STATE_RECONNECTING);
                 phone_flush_connect_waiters(p, -ENOTCONN, reason);
+                phone_schedule_reconnect(p);
+                return;
+        }
+        phone_set_state(p, p->initialized ? PHONE_STATE_DISCONNECTED : PHONE_STATE_IDLE);
+        phone_flush_connect_waiters(p, -ENOTCONN, requested ? "the connection was closed" : reason);
 }
 
 static Call *phone_find_call_by_call_id(Phone *p, const char *call_id) {
@@ -140,18 +181,50 @@ static void phone_reply(Phone *p, const SipMessage *m, unsigned code, const char
                 (void) phone_send_sip(p, text);
 }
 
-static void phone_handle_out_of_dialog(Phone *p, const SipMessage *m) {
+/* The user part of the Request-URI must be ours (gateway-protocol.md §8), else 404. */
+static bool request_uri_is_ours(Phone *p, const SipMessage *m) {
+        const char *ruri = sip_message_request_uri(m);
+        g_autofree char *expected = g_strdup_printf("sip:%s@", p->config->caller_id);
+
+        return ruri && g_str_has_prefix(ruri, expected);
+}
+
+static void phone_handle_incoming_invite(Phone *p, SipMessage *invite) {
+        g_autofree char *from = NULL;
+        Call *c = NULL;
+        int r;
+
+        if (!request_uri_is_ours(p, invite)) {
+                log_notice("Incoming call for somebody else; 404.");
+                phone_reply(p, invite, 404, "Not Found");
+                sip_message_free(invite);
+                return;
+        }
+        from = g_strdup(sip_message_header(invite, "From"));
+        r = call_new_incoming(p, invite, &c);
+        if (r < 0)
+                return; /* the call answered the INVITE with the right error */
+        p->calls = g_list_append(p->calls, c);
+        c->on_bus = true;
+        if (p->observer && p->observer->call_added)
+                p->observer->call_added(p, c, p->observer_data);
+        phone_notify_one(p, "Calls");
+        log_info("Call %u: incoming call from %s.", c->id, c->number);
+        if (p->observer && p->observer->incoming_call)
+                p->observer->incoming_call(p, c, c->number, p->observer_data);
+}
+
+static void phone_handle_out_of_dialog(Phone *p, SipMessage **mp) {
+        const SipMessage *m = *mp;
         const char *method = sip_message_method(m);
 
         if (g_strcmp0(method, "ACK") == 0)
                 return;
         if (g_strcmp0(method, "OPTIONS") == 0 || g_strcmp0(method, "NOTIFY") == 0)
                 phone_reply(p, m, 200, "OK");
-        else if (g_strcmp0(method, "INVITE") == 0 && !sip_message_to_tag(m)) {
-                /* Incoming calls are not built yet; the SDK samples reject them the same way. */
-                log_notice("Rejecting an incoming call: not supported yet.");
-                phone_reply(p, m, 486, "Busy Here");
-        } else if (g_strcmp0(method, "MESSAGE") == 0 || g_strcmp0(method, "SUBSCRIBE") == 0)
+        else if (g_strcmp0(method, "INVITE") == 0 && !sip_message_to_tag(m))
+                phone_handle_incoming_invite(p, TAKE_PTR(*mp));
+        else if (g_strcmp0(method, "MESSAGE") == 0 || g_strcmp0(method, "SUBSCRIBE") == 0)
                 phone_reply(p, m, 405, "Method Not Allowed");
         else
                 phone_reply(p, m, 481, "Call/Transaction Does Not Exist");
@@ -187,7 +260,7 @@ static void on_transport_message(Transport *t, const char *text, size_t len, voi
                 call_unref(c);
                 return;
         }
-        phone_handle_out_of_dialog(p, m);
+        phone_handle_out_of_dialog(p, &m);
 }
 
 static const TransportCallbacks phone_transport_callbacks = {
@@ -220,9 +293,12 @@ Phone *phone_new(Config *config) {
 Phone *phone_free(Phone *p) {
         if (!p)
                 return NULL;
-        /* Callbacks must not reach a half-freed phone. */
+        /* Deferred D-Bus replies are answered, then nothing may reach a half-freed phone. */
+        phone_cancel_dials(p, "bwcalld is shutting down");
+        phone_flush_connect_waiters(p, -ECANCELED, "bwcalld is shutting down");
         p->observer = NULL;
         g_clear_handle_id(&p->connect_timeout, g_source_remove);
+        g_clear_handle_id(&p->reconnect_source, g_source_remove);
         for (GList *l = p->calls; l; l = l->next) {
                 Call *c = l->data;
                 c->phone = NULL;
@@ -230,7 +306,8 @@ Phone *phone_free(Phone *p) {
         }
         g_list_free(p->calls);
         transport_free(p->transport);
-        token_free(p->token);
+        token_free(p->token); /* answers its waiters (our DialRequests) with -ECANCELED */
+        g_list_free_full(p->dial_requests, g_free); /* only cancelled ones can remain */
         if (p->connect_waiters)
                 g_array_unref(p->connect_waiters);
         g_free(p->contact_host);
@@ -252,8 +329,9 @@ static gboolean on_connect_timeout(gpointer userdata) {
 
         p->connect_timeout = 0;
         log_warning("Connect: %s.", message);
-        transport_close(p->transport);
+        /* Answer the waiters first: closing reports itself as a requested close. */
         phone_flush_connect_waiters(p, -ENOTCONN, message);
+        transport_close(p->transport);
         return G_SOURCE_REMOVE;
 }
 
@@ -265,9 +343,28 @@ static gboolean on_connected_later(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+static void phone_start_connect(Phone *p) {
+        int r;
+
+        if (p->state == PHONE_STATE_CONNECTING || transport_is_connected(p->transport))
+                return;
+        g_clear_handle_id(&p->reconnect_source, g_source_remove);
+        p->ua.transport = transport_get_via(p->transport);
+        phone_set_state(p, p->reconnect_attempt > 0 ? PHONE_STATE_RECONNECTING : PHONE_STATE_CONNECTING);
+        r = transport_connect(p->transport);
+        if (r == -EALREADY)
+                return; /* the old socket is still closing; its "disconnected" restarts us */
+        if (r < 0) {
+                phone_set_state(p, PHONE_STATE_DISCONNECTED);
+                phone_flush_connect_waiters(p, -ENOTCONN, "invalid gateway URL");
+                return;
+        }
+        if (!p->connect_timeout && p->connect_waiters->len > 0)
+                p->connect_timeout = g_timeout_add(p->config->connect_timeout_ms, on_connect_timeout, p);
+}
+
 void phone_connect(Phone *p, PhoneDoneFunc done, void *userdata) {
         ConnectWaiter w = { p, done, userdata };
-        int r;
 
         if (transport_is_connected(p->transport)) {
                 ConnectWaiter *later = g_memdup2(&w, sizeof w);
@@ -276,28 +373,23 @@ void phone_connect(Phone *p, PhoneDoneFunc done, void *userdata) {
         }
         g_array_append_val(p->connect_waiters, w);
 
-        phone_set_initialized(p, true);
-        if (p->state == PHONE_STATE_CONNECTING)
-                return; /* the attempt under way answers everyone */
-
-        /* A new random Contact host per init(), like the SDK. */
-        g_free(p->contact_host);
-        p->contact_host = sip_contact_host_new();
-        p->ua.contact_host = p->contact_host;
-        p->ua.transport = transport_get_via(p->transport);
-
-        phone_set_state(p, PHONE_STATE_CONNECTING);
-        r = transport_connect(p->transport);
-        if (r < 0 && r != -EALREADY) {
-                phone_set_state(p, PHONE_STATE_DISCONNECTED);
-                phone_flush_connect_waiters(p, -ENOTCONN, "invalid gateway URL");
-                return;
+        /* A new random Contact host per init(), like the SDK, but not per reconnect: the gateway
+         * routes in-dialog requests of live calls by it (gateway-protocol.md §1). */
+        if (!p->initialized || !p->contact_host) {
+                g_free(p->contact_host);
+                p->contact_host = sip_contact_host_new();
+                p->ua.contact_host = p->contact_host;
         }
+        phone_set_initialized(p, true);
         if (!p->connect_timeout)
                 p->connect_timeout = g_timeout_add(p->config->connect_timeout_ms, on_connect_timeout, p);
+        phone_start_connect(p);
 }
 
 void phone_disconnect(Phone *p) {
+        phone_cancel_dials(p, "the phone was disconnected");
+        g_clear_handle_id(&p->reconnect_source, g_source_remove);
+        p->reconnect_attempt = 0;
         phone_hangup_all(p);
         phone_set_initialized(p, false);
         if (transport_is_connected(p->transport) || p->state == PHONE_STATE_CONNECTING)
@@ -341,14 +433,31 @@ int phone_normalize_number(const char *number, char **ret, char **ret_message) {
 typedef struct DialRequest {
         Phone *phone;
         char *number;
+        CallOptions options;
         PhoneDialFunc done;
         void *userdata;
 } DialRequest;
 
 static void dial_request_finish(DialRequest *d, Call *c, int error, const char *message) {
-        d->done(d->phone, c, error, message, d->userdata);
+        d->phone->dial_requests = g_list_remove(d->phone->dial_requests, d);
+        if (d->done)
+                d->done(d->phone, c, error, message, d->userdata);
         g_free(d->number);
         g_free(d);
+}
+
+/* Dials still waiting for a token or a connection must not place a call after Disconnect()
+ * or outlive the phone; they answer their callers now. Their token/connect callbacks find
+ * them gone (done == NULL marks a cancelled request that is freed when its callback runs). */
+static void phone_cancel_dials(Phone *p, const char *why) {
+        for (GList *l = p->dial_requests; l; l = l->next) {
+                DialRequest *d = l->data;
+                PhoneDialFunc done = d->done;
+
+                d->done = NULL;
+                if (done)
+                        done(p, NULL, -ECANCELED, why, d->userdata);
+        }
 }
 
 static void on_dial_connected(Phone *unused, int error, const char *message, void *userdata) {
@@ -357,12 +466,16 @@ static void on_dial_connected(Phone *unused, int error, const char *message, voi
         Call *c = NULL;
         int r;
 
+        if (!d->done) {
+                dial_request_finish(d, NULL, -ECANCELED, NULL);
+                return;
+        }
         if (error < 0) {
                 g_autofree char *m = g_strdup_printf("not connected to the gateway: %s", message);
                 dial_request_finish(d, NULL, error, m);
                 return;
         }
-        r = call_new_outgoing(p, d->number, &c);
+        r = call_new_outgoing(p, d->number, &d->options, &c);
         if (r < 0) {
                 dial_request_finish(d, NULL, r == -ENODEV ? -ENODEV : r,
                                     r == -ENODEV ? "audio elements or devices are missing (see the log)"
@@ -381,6 +494,10 @@ static void on_dial_connected(Phone *unused, int error, const char *message, voi
 static void on_dial_token(Token *t, int error, const char *message, void *userdata) {
         DialRequest *d = userdata;
 
+        if (!d->done) {
+                dial_request_finish(d, NULL, -ECANCELED, NULL);
+                return;
+        }
         if (error < 0) {
                 g_autofree char *m = g_strdup_printf("no OAuth token: %s", message);
                 dial_request_finish(d, NULL, -ENOKEY, m);
@@ -389,7 +506,8 @@ static void on_dial_token(Token *t, int error, const char *message, void *userda
         phone_connect(d->phone, on_dial_connected, d);
 }
 
-int phone_dial(Phone *p, const char *number, PhoneDialFunc done, void *userdata, char **ret_message) {
+int phone_dial(Phone *p, const char *number, const CallOptions *options, PhoneDialFunc done, void *userdata,
+               char **ret_message) {
         g_autofree char *normalized = NULL;
         DialRequest *d;
         int r;
@@ -401,8 +519,10 @@ int phone_dial(Phone *p, const char *number, PhoneDialFunc done, void *userdata,
         d = g_new0(DialRequest, 1);
         d->phone = p;
         d->number = g_steal_pointer(&normalized);
+        d->options = *options;
         d->done = done;
         d->userdata = userdata;
+        p->dial_requests = g_list_prepend(p->dial_requests, d);
         token_acquire(p->token, on_dial_token, d);
         return 0;
 }
@@ -461,4 +581,19 @@ void phone_release_call(Phone *p, Call *c) {
                 c->phone = NULL;
                 call_unref(c);
         }
+}
+
+void phone_notify_hold(Phone *p, Call *c, bool is_hold, bool is_remote) {
+        if (p->observer && p->observer->hold_state_changed && c->on_bus)
+                p->observer->hold_state_changed(p, c, is_hold, is_remote, p->observer_data);
+}
+
+void phone_notify_dtmf(Phone *p, Call *c, char digit) {
+        if (p->observer && p->observer->dtmf_received && c->on_bus)
+                p->observer->dtmf_received(p, c, digit, p->observer_data);
+}
+
+void phone_notify_transfer_requested(Phone *p, Call *c, const char *target) {
+        if (p->observer && p->observer->transfer_requested && c->on_bus)
+                p->observer->transfer_requested(p, c, target, p->observer_data);
 }

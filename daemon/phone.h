@@ -34,6 +34,11 @@ typedef struct PhoneObserver {
         void (*call_removed)(Phone *p, Call *c, void *userdata);
         void (*call_state_changed)(Phone *p, Call *c, CallState old, CallState new, void *userdata);
         void (*call_changed)(Phone *p, Call *c, const char *const *properties, void *userdata);
+        void (*hold_state_changed)(Phone *p, Call *c, bool is_hold, bool is_remote, void *userdata);
+        void (*dtmf_received)(Phone *p, Call *c, char digit, void *userdata);
+        void (*incoming_call)(Phone *p, Call *c, const char *from, void *userdata);
+        /* The far end asked us to transfer the call (incoming REFER). */
+        void (*transfer_requested)(Phone *p, Call *c, const char *target, void *userdata);
 } PhoneObserver;
 
 struct Phone {
@@ -51,6 +56,9 @@ struct Phone {
 
         GArray *connect_waiters;
         guint connect_timeout;
+        guint reconnect_source;
+        unsigned reconnect_attempt; /* k in the SDK's floor(random·2^k)+1 back-off */
+        GList *dial_requests;       /* DialRequest*, waiting for a token or a connection */
 
         const PhoneObserver *observer;
         void *observer_data;
@@ -76,7 +84,8 @@ void phone_disconnect(Phone *p);
 /* Dial(): validates the number synchronously (returns -EINVAL with *ret_message), then gets a
  * token and a connection and creates the call; done reports the call or -ENOKEY/-ENOTCONN/
  * -ENODEV with a message. */
-int phone_dial(Phone *p, const char *number, PhoneDialFunc done, void *userdata, char **ret_message);
+int phone_dial(Phone *p, const char *number, const CallOptions *options, PhoneDialFunc done, void *userdata,
+               char **ret_message);
 
 /* E.164 normalisation as the SDK's makeCall: strips whitespace and - . ( ), adds a leading
  * '+', requires 2–15 digits. -EINVAL with a readable *ret_message otherwise. */
@@ -93,3 +102,6 @@ int phone_send_sip(Phone *p, const char *text);
 void phone_notify_call_state(Phone *p, Call *c, CallState old, CallState new);
 void phone_notify_call_changed(Phone *p, Call *c, const char *const *properties);
 void phone_release_call(Phone *p, Call *c);
+void phone_notify_hold(Phone *p, Call *c, bool is_hold, bool is_remote);
+void phone_notify_dtmf(Phone *p, Call *c, char digit);
+void phone_notify_transfer_requested(Phone *p, Call *c, const char *target);

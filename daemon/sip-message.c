@@ -457,6 +457,7 @@ struct SipMessage {
         char *content_type;
         char *contact_uri;
         char **record_routes; /* NULL if none */
+        char *request_uri;    /* requests only */
 
         char *body;
         size_t body_length;
@@ -494,6 +495,7 @@ SipMessage *sip_message_free(SipMessage *m) {
         g_free(m->content_type);
         g_free(m->contact_uri);
         g_strfreev(m->record_routes);
+        g_free(m->request_uri);
         g_free(m->body);
         g_free(m);
         return NULL;
@@ -856,6 +858,16 @@ int sip_message_parse(const char *text, size_t len, SipMessage **ret) {
                 log_debug_errno(r, "SIP message with an invalid Record-Route.");
                 goto fail;
         }
+        if (MSG_IS_REQUEST(m->osip) && m->osip->req_uri) {
+                char *uri = NULL;
+                if (osip_uri_to_str(m->osip->req_uri, &uri) != OSIP_SUCCESS || !uri) {
+                        log_debug("SIP request with an unprintable Request-URI.");
+                        r = -EBADMSG;
+                        goto fail;
+                }
+                m->request_uri = g_strdup(uri);
+                osip_free(uri);
+        }
 
         *ret = m;
         return 0;
@@ -881,6 +893,10 @@ const char *sip_message_reason_phrase(const SipMessage *m) {
         if (!m || m->osip->sip_method)
                 return NULL;
         return m->osip->reason_phrase ? m->osip->reason_phrase : "";
+}
+
+const char *sip_message_request_uri(const SipMessage *m) {
+        return m ? m->request_uri : NULL;
 }
 
 const char *sip_message_call_id(const SipMessage *m) {

@@ -96,6 +96,7 @@ bool sip_message_is_request(const SipMessage *m);
 const char *sip_message_method(const SipMessage *m);      /* requests: "BYE"...; responses: NULL */
 unsigned sip_message_status(const SipMessage *m);         /* responses: 100–699; requests: 0 */
 const char *sip_message_reason_phrase(const SipMessage *m);
+const char *sip_message_request_uri(const SipMessage *m); /* requests: as osip prints it; else NULL */
 const char *sip_message_call_id(const SipMessage *m);
 uint32_t sip_message_cseq_number(const SipMessage *m);
 const char *sip_message_cseq_method(const SipMessage *m);

@@ -33,7 +33,16 @@ struct Token {
         GCancellable *fetch;
         guint refresh_source;
         guint expiry_source;
+        guint flush_source;      /* answers waiters from the main loop, never synchronously */
+        int flush_error;
+        char *flush_message;
+        uint64_t retry_usec;     /* back-off for a failed refresh while the old token still works */
 };
+
+#define TOKEN_RETRY_MIN_USEC (2 * USEC_PER_SEC)
+#define TOKEN_RETRY_MAX_USEC (30 * USEC_PER_SEC)
+/* A JWT exp beyond this is nonsense (and would overflow µs arithmetic). */
+#define TOKEN_EXP_MAX ((int64_t) 253402300799) /* 9999-12-31 */
 
 static const char *const token_state_names[_TOKEN_STATE_MAX] = {
         [TOKEN_STATE_NONE] = "none",         [TOKEN_STATE_VALID] = "valid",
@@ -66,9 +75,15 @@ Token *token_new(const Config *config, TokenChangedFunc changed, void *userdata)
         return t;
 }
 
+static void token_flush_waiters(Token *t, int error, const char *message);
+
 Token *token_free(Token *t) {
         if (!t)
                 return NULL;
+        /* Waiters (deferred D-Bus replies behind them) get an answer, not silence. */
+        g_clear_handle_id(&t->flush_source, g_source_remove);
+        token_flush_waiters(t, -ECANCELED, "bwcalld is shutting down");
+        g_free(t->flush_message);
         if (t->fetch) {
                 g_cancellable_cancel(t->fetch);
                 g_clear_object(&t->fetch);
@@ -130,6 +145,25 @@ static void token_flush_waiters(Token *t, int error, const char *message) {
 
 static void token_fetch_start(Token *t);
 
+static gboolean on_flush_later(gpointer userdata) {
+        Token *t = userdata;
+        g_autofree char *message = g_steal_pointer(&t->flush_message);
+
+        t->flush_source = 0;
+        token_flush_waiters(t, t->flush_error, message);
+        return G_SOURCE_REMOVE;
+}
+
+/* token_acquire() promises its callback runs later from the main loop; failures noticed
+ * inside it go through here. */
+static void token_flush_waiters_later(Token *t, int error, const char *message) {
+        g_free(t->flush_message);
+        t->flush_message = g_strdup(message);
+        t->flush_error = error;
+        if (!t->flush_source)
+                t->flush_source = g_idle_add(on_flush_later, t);
+}
+
 static gboolean on_refresh_due(gpointer userdata) {
         Token *t = userdata;
 
@@ -163,6 +197,7 @@ static void token_install(Token *t, char *token, uint64_t expires_at) {
         secret_free(t->token);
         t->token = token;
         t->expires_at = expires_at;
+        t->retry_usec = TOKEN_RETRY_MIN_USEC;
         g_clear_handle_id(&t->refresh_source, g_source_remove);
         g_clear_handle_id(&t->expiry_source, g_source_remove);
 
@@ -248,7 +283,8 @@ static void fetch_thread(GTask *task, gpointer source, gpointer task_data, GCanc
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->curl_error);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, j->timeout_ms);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+        /* Basic auth carries the client secret: never over cleartext. */
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
         curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, fetch_progress);
         curl_easy_setopt(e, CURLOPT_XFERINFODATA, cancellable);
@@ -308,7 +344,7 @@ static void fetch_done(GObject *source, GAsyncResult *res, gpointer userdata) {
                         uint64_t expires_at = now_realtime() + (uint64_t) expires_in * USEC_PER_SEC;
 
                         /* The JWT's own exp wins when it is earlier. */
-                        if (jwt_get_exp(token, &exp) >= 0 && exp > 0 &&
+                        if (jwt_get_exp(token, &exp) >= 0 && exp > 0 && exp < TOKEN_EXP_MAX &&
                             (uint64_t) exp * USEC_PER_SEC < expires_at)
                                 expires_at = (uint64_t) exp * USEC_PER_SEC;
                         log_info("Got an OAuth token, valid for %" PRIi64 " s.", expires_in);
@@ -319,8 +355,15 @@ static void fetch_done(GObject *source, GAsyncResult *res, gpointer userdata) {
         }
 
         log_warning("Failed to get an OAuth token: %s", message);
-        /* Keep a still-valid older token: it may carry us until the endpoint is back. */
+        /* Keep a still-valid older token: it may carry us until the endpoint is back; try again
+         * with a growing delay, but well before it expires. */
         if (token_peek(t)) {
+                uint64_t left = t->expires_at - MIN(t->expires_at, now_realtime());
+                uint64_t delay = MIN(t->retry_usec ? t->retry_usec : TOKEN_RETRY_MIN_USEC, left / 2);
+
+                t->retry_usec = MIN((t->retry_usec ? t->retry_usec : TOKEN_RETRY_MIN_USEC) * 2, TOKEN_RETRY_MAX_USEC);
+                g_clear_handle_id(&t->refresh_source, g_source_remove);
+                t->refresh_source = timeout_add_usec(delay, on_refresh_due, t);
                 token_set_state(t, TOKEN_STATE_VALID, message);
                 token_flush_waiters(t, 0, NULL);
         } else {
@@ -341,7 +384,7 @@ static void token_fetch_start(Token *t) {
         r = credentials_load(t->config, &cr);
         if (r < 0) {
                 token_set_state(t, TOKEN_STATE_ERROR, "no client credentials (see the log)");
-                token_flush_waiters(t, -ENOKEY, "no client credentials are configured or readable");
+                token_flush_waiters_later(t, -ENOKEY, "no client credentials are configured or readable");
                 return;
         }
 
@@ -388,10 +431,10 @@ void token_acquire(Token *t, TokenReadyFunc ready, void *userdata) {
         if (t->config->token_mode == TOKEN_MODE_CLIENT_CREDENTIALS)
                 token_fetch_start(t);
         else
-                token_flush_waiters(t, -ENOKEY,
-                                    t->state == TOKEN_STATE_EXPIRED
-                                            ? "the OAuth token set with SetOAuthToken expired; set a new one"
-                                            : "no OAuth token: set one with SetOAuthToken (bwcall token set)");
+                token_flush_waiters_later(t, -ENOKEY,
+                                          t->state == TOKEN_STATE_EXPIRED
+                                                  ? "the OAuth token set with SetOAuthToken expired; set a new one"
+                                                  : "no OAuth token: set one with SetOAuthToken (bwcall token set)");
 }
 
 /* ---- JWT and response parsing ---- */
@@ -519,6 +562,10 @@ int token_set_external(Token *t, const char *jwt, char **ret_message) {
         json_object_put(root);
 
         r = jwt_get_exp(jwt, &exp);
+        if (r == 0 && (exp <= 0 || exp >= TOKEN_EXP_MAX)) {
+                *ret_message = g_strdup("the token's exp claim is not a plausible time");
+                return -EINVAL;
+        }
         if (r == 0 && (uint64_t) exp * USEC_PER_SEC <= now_realtime()) {
                 *ret_message = g_strdup("the token's exp claim is in the past");
                 return -EINVAL;

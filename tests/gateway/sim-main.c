@@ -20,11 +20,34 @@ static const char number_plan_help[] =
         "  +15550001003  183 Session Progress with SDP (880 Hz early media), then 200 OK with the\n"
         "                same SDP after --answer-delay-ms (2000)\n"
         "  +15550001004  200 OK (880 Hz), then the gateway sends BYE after --hangup-ms (2000)\n"
+        "  +15550001005  200 OK choosing PCMU only (880 Hz); 488 if PCMU is not offered\n"
+        "  +15550001006  200 OK choosing PCMA only (880 Hz); 488 if PCMA is not offered\n"
+        "  +15550001007  200 OK (880 Hz); 491 Request Pending to the first re-INVITE, 200 later\n"
+        "  +15550001008  200 OK (880 Hz); 488 Not Acceptable Here to every re-INVITE\n"
+        "  +15550001009  200 OK, then no media at all (silent far end: no RTP is sent)\n"
+        "  +15550001010  302 Moved Temporarily, Contact: <sip:+15550001000@DOMAIN>\n"
         "  +1555000XXXX  XXXX in 0400-0699: that final response after 100 Trying\n"
         "                (+15550000486 -> 486 Busy Here, +15550000503 -> 503 Service Unavailable)\n"
         "  anything else 404 Not Found\n"
         "Every INVITE first gets 100 Trying. An initial INVITE without a valid\n"
         "\"Authorization: Bearer <token from this sim>\" gets 401 (unless --no-auth).\n"
+        "A client re-INVITE gets 200 with the mirrored direction; while the client holds\n"
+        "(sendonly/inactive) the sim sends nothing. A client REFER gets 202 and NOTIFYs:\n"
+        "SIP/2.0 100 Trying, then 200 OK for a number above that answers, 480 for\n"
+        "+15550001002, the code for +1555000XXXX (0400-0699), else 404 Not Found.\n"
+        "\n"
+        "Control (plain and TLS port; parameters in the query or a form body; JSON replies,\n"
+        "{\"ok\":true,...} or 4xx {\"error\":...}):\n"
+        "  POST /control/call?to=USER&from=E164[&conn=ID][&host=H][&codec=opus|pcmu|pcma]\n"
+        "                    [&media=tone|echo|silent]   the gateway calls the client (880 Hz)\n"
+        "  POST /control/cancel?call_id=ID               CANCEL our pending INVITE\n"
+        "  POST /control/bye?call_id=ID                  BYE from the gateway\n"
+        "  POST /control/hold?call_id=ID                 re-INVITE a=sendonly\n"
+        "  POST /control/resume?call_id=ID               re-INVITE a=sendrecv\n"
+        "  POST /control/dtmf?call_id=ID&digits=D[&method=rfc4733|info][&duration=MS]\n"
+        "  POST /control/refer?call_id=ID&target=E164    REFER the client\n"
+        "  POST /control/options?call_id=ID | ?to=USER[&conn=ID]   OPTIONS\n"
+        "  POST /control/calls                           list calls\n"
         "\n"
         "Prints one line \"READY ws=... [wss=...] token=...\" on stdout when listening.\n"
         "--events FILE appends one JSON object per line; see tests/gateway/README.md.";
@@ -92,7 +115,7 @@ int main(int argc, char **argv) {
         gint ws_port = 0, wss_port = -1, token_lifetime = 3600;
         gint ring_ms = 1000, answer_delay_ms = 2000, hangup_ms = 2000;
         g_autofree char *cert = NULL, *key = NULL, *client_id = NULL, *secret_file = NULL, *events = NULL,
-                        *ice_address = NULL;
+                        *ice_address = NULL, *domain = NULL;
         gboolean no_pong = FALSE, no_auth = FALSE, verbose = FALSE;
         GOptionEntry entries[] = {
                 { "ws-port", 0, 0, G_OPTION_ARG_INT, &ws_port, "Plain ws:// + http:// port (0 = any free)",
@@ -110,6 +133,8 @@ int main(int argc, char **argv) {
                   "FILE" },
                 { "ice-address", 0, 0, G_OPTION_ARG_STRING, &ice_address,
                   "Only local address for ICE (127.0.0.1)", "ADDR" },
+                { "domain", 0, 0, G_OPTION_ARG_STRING, &domain,
+                  "SIP domain of the gateway's URIs (gw.webrtc-app.bandwidth.com)", "DOMAIN" },
                 { "ring-ms", 0, 0, G_OPTION_ARG_INT, &ring_ms, "+15550001000 rings this long (1000)", "MS" },
                 { "answer-delay-ms", 0, 0, G_OPTION_ARG_INT, &answer_delay_ms,
                   "+15550001003 early media lasts this long (2000)", "MS" },
@@ -162,7 +187,14 @@ int main(int argc, char **argv) {
                 return EXIT_FAILURE;
         }
 
+        if (domain && (!*domain || strspn(domain, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                   "0123456789.-") != strlen(domain))) {
+                log_error("--domain must be a DNS name.");
+                return EXIT_FAILURE;
+        }
+
         s->client_id = TAKE_PTR(client_id);
+        s->domain = domain ? TAKE_PTR(domain) : g_strdup(SIM_DEFAULT_DOMAIN);
         s->token_lifetime = (unsigned) token_lifetime;
         s->ice_address = ice_address ? TAKE_PTR(ice_address) : g_strdup("127.0.0.1");
         s->pong = !no_pong;
@@ -198,6 +230,7 @@ int main(int argc, char **argv) {
         if (r < 0)
                 goto out;
         sip_setup(s);
+        control_setup(s);
         media_prewarm();
 
         if (sim_listen(s, (guint) ws_port, false, &err) < 0) {
@@ -250,6 +283,7 @@ out:
         }
         g_free(s->client_id);
         g_free(s->ice_address);
+        g_free(s->domain);
         g_free(s->ws_url);
         g_free(s->wss_url);
         g_free(s->token_url);

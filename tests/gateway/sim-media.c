@@ -16,27 +16,42 @@
 #include "log.h"
 #include "sim-media.h"
 
-/* How the answerer is wired with GStreamer 1.22 (checked by hand; see README.md):
+/* How a call's media is wired with GStreamer 1.22 (checked by hand; see README.md):
  *
- *   send:    audiotestsrc (or appsrc for the echo party) ! audioconvert ! audioresample ! opusenc
- *            ! rtpopuspay pt=<the offer's Opus PT> ! queue ! webrtcbin.sink_0
- *   receive: webrtcbin.src_N ! queue ! rtpopusdepay ! opusdec ! audioconvert ! audioresample
+ *   send:    audiotestsrc (or appsrc for the echo party) ! audioconvert ! audioresample
+ *            ! <opusenc ! rtpopuspay | 8 kHz ! mulawenc ! rtppcmupay | alawenc ! rtppcmapay> pt=P
+ *            ! valve (hold; shut from the start for the silent party) ! rtpdtmfmux ! queue
+ *            ! webrtcbin.sink_0
+ *            rtpdtmfsrc pt=<telephone-event PT> ! clock-rate=<codec's> ! valve (shut until the
+ *            first digit) ! rtpdtmfmux.priority_sink_0
+ *   receive: webrtcbin.src_N ! queue ! <depay ! dec> ! audioconvert ! audioresample
  *            ! S16LE/mono/48 kHz ! appsink           (telephone-event: rtpdtmfdepay ! fakesink)
  *
- * The sink pad is requested and the payloader linked BEFORE set-remote-description: webrtcbin
- * then associates that pad's transceiver with the offer's audio m-line and answers sendrecv with
- * the payloader's PT. We also wait until caps have reached the payloader's src pad before
- * setting the remote description: the offerer side races there (platform-notes §1) and webrtcbin
- * 1.22 intersects with the caps seen on the sink pad (§2). Measured on 1.22.0, answering without
- * the wait still gave Opus (4 of 4 runs), so the wait is a cheap precaution (a few ms), not a
- * known requirement. The answer is created, telephone-event is added to it by hand (webrtcbin
- * 1.22 drops it, platform-notes §2), set as local description, and only sent once ICE gathering
- * is complete, when local-description carries every candidate (non-trickle, platform-notes §1).
+ * ANSWERER: the sink pad is requested and the payloader linked BEFORE set-remote-description:
+ * webrtcbin then associates that pad's transceiver with the offer's audio m-line and answers
+ * sendrecv with the payloader's codec and PT. We wait until the send codec's caps have passed the
+ * queue in front of webrtcbin before setting the remote description: webrtcbin 1.22 intersects
+ * the offer with the caps seen on the sink pad (platform-notes §2). rtpdtmfsrc negotiates its
+ * telephone-event caps as soon as it runs, and through rtpdtmfmux they replace the voice caps
+ * on that pad: an answer created then lists telephone-event alone (seen with three calls
+ * starting at once). Hence the valve on the DTMF branch, shut until the first digit. The valve forwards sticky events while it
+ * drops buffers, so this holds for the silent party too. The answer is created, telephone-event
+ * at the send codec's clock rate is added to it by hand (webrtcbin 1.22 drops it, platform-notes
+ * §2), set as local description, and only delivered once ICE gathering is complete, when
+ * local-description carries every candidate (non-trickle, platform-notes §1).
+ *
+ * OFFERER: create-offer only once webrtcbin asked for it (on-negotiation-needed) and the first
+ * RTP packet has passed the queue (so webrtcbin has stored the send caps; platform-notes §1).
+ * webrtcbin's offer then lists the send codec only; the other codec and both telephone-events
+ * are added to the SDP text before set-local-description, as bwcalld does.
  *
  * Echo: the receive branch's appsink hands each decoded buffer to an appsrc at the head of the
  * send branch (appsrc is-live, do-timestamp: buffers are stamped with the send side's running
- * time when pushed, so the two branches need no common timeline). Until caller audio arrives one
- * 20 ms block of silence is pushed, so that caps exist before negotiation.
+ * time when pushed, so the two branches need no common timeline). Until far-end audio arrives
+ * one 20 ms block of silence is pushed, so that caps exist before negotiation.
+ *
+ * DTMF out: a custom upstream "dtmf-event" on rtpdtmfsrc's src pad starts/stops a digit
+ * (platform-notes §2); rtpdtmfmux gives it priority over the voice packets meanwhile.
  *
  * Threads: webrtcbin's promise callbacks and notify signals, pad-added, probes and appsink run on
  * GStreamer threads. They never touch SIP state: they post a MediaEvent to the main context. The
@@ -46,8 +61,13 @@
 
 #define SAMPLE_RATE 48000
 #define NEGOTIATION_TIMEOUT_MS 15000
+#define DTMF_GAP_MS 250
 #define MSID_STREAM "bwgw-sim-stream"
 #define MSID_TRACK "bwgw-sim-track"
+/* What the offerer puts in its offers (the PTs browsers and bwcalld use). */
+#define OFFER_PT_OPUS 111
+#define OFFER_PT_TE48 101
+#define OFFER_PT_TE8 126
 
 struct Media {
         gint n_ref;
@@ -57,16 +77,28 @@ struct Media {
         bool freed; /* main thread only: set by media_free(), silences callbacks */
 
         MediaMode mode;
-        int opus_pt, te_pt; /* te_pt: telephone-event/48000 PT of the offer, or -1 */
-        GstSDPMessage *offer;
+        MediaCodec codec;
+        bool offerer;
+        int send_pt;  /* PT of the send codec */
+        int te_pt;    /* negotiated telephone-event PT at the send codec's rate, or -1 */
+        int dtmf_pt;  /* the PT rtpdtmfsrc was built with */
+        GstSDPMessage *offer; /* answerer: the far end's offer */
 
-        GstElement *pipeline, *webrtc, *appsrc;
+        GstElement *pipeline, *webrtc, *appsrc, *valve, *dtmfsrc, *dtmfvalve;
         guint bus_watch;
         guint timeout;
-        bool negotiation_started, answer_delivered, connected_reported, failed_reported;
+        bool negotiation_started, sdp_delivered, connected_reported, failed_reported;
+        bool answer_applied; /* offerer */
+        bool negotiation_needed, send_flowing; /* offerer: both needed before create-offer */
         bool first_audio_posted; /* appsink thread, under lock */
         gint gathered; /* atomic: gathering-complete posted */
         gint stopping; /* atomic: media_free() began; GStreamer threads post nothing more */
+
+        /* DTMF out (main thread). */
+        GString *dtmf_queue;
+        guint dtmf_timer;
+        bool dtmf_on;
+        unsigned dtmf_duration_ms;
 
         GMutex lock; /* guards acc/n_acc (appsink thread) */
         int16_t *acc;
@@ -75,7 +107,10 @@ struct Media {
 
 typedef enum MediaEventKind {
         MEDIA_EVENT_SEND_CAPS,
+        MEDIA_EVENT_SEND_BUFFER,
+        MEDIA_EVENT_NEGOTIATION_NEEDED,
         MEDIA_EVENT_REMOTE_SET,
+        MEDIA_EVENT_OFFER_CREATED,
         MEDIA_EVENT_ANSWER_CREATED,
         MEDIA_EVENT_LOCAL_SET,
         MEDIA_EVENT_GATHERED,
@@ -93,6 +128,37 @@ typedef struct MediaEvent {
         double hz, dbfs;
 } MediaEvent;
 
+static const char *const codec_names[] = {
+        [MEDIA_CODEC_OPUS] = "opus",
+        [MEDIA_CODEC_PCMU] = "pcmu",
+        [MEDIA_CODEC_PCMA] = "pcma",
+};
+
+const char *media_codec_name(MediaCodec codec) {
+        return (size_t) codec < ELEMENTSOF(codec_names) ? codec_names[codec] : "?";
+}
+
+int media_codec_from_string(const char *s, MediaCodec *ret) {
+        for (size_t i = 0; s && i < ELEMENTSOF(codec_names); i++)
+                if (g_ascii_strcasecmp(s, codec_names[i]) == 0) {
+                        *ret = (MediaCodec) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+MediaCodec media_get_codec(const Media *m) {
+        return m->codec;
+}
+
+static unsigned codec_rate(MediaCodec codec) {
+        return codec == MEDIA_CODEC_OPUS ? 48000 : 8000;
+}
+
+static const char *codec_encoding(MediaCodec codec) {
+        return codec == MEDIA_CODEC_OPUS ? "opus" : codec == MEDIA_CODEC_PCMU ? "PCMU" : "PCMA";
+}
+
 static Media *media_ref(Media *m) {
         g_atomic_int_inc(&m->n_ref);
         return m;
@@ -107,8 +173,16 @@ static void media_unref(Media *m) {
                 gst_object_unref(m->webrtc);
         if (m->appsrc)
                 gst_object_unref(m->appsrc);
+        if (m->valve)
+                gst_object_unref(m->valve);
+        if (m->dtmfsrc)
+                gst_object_unref(m->dtmfsrc);
+        if (m->dtmfvalve)
+                gst_object_unref(m->dtmfvalve);
         if (m->offer)
                 gst_sdp_message_free(m->offer);
+        if (m->dtmf_queue)
+                g_string_free(m->dtmf_queue, TRUE);
         g_main_context_unref(m->context);
         g_mutex_clear(&m->lock);
         g_free(m->acc);
@@ -168,25 +242,60 @@ static GstSDPMedia *sdp_audio_media(const GstSDPMessage *sdp, guint *ret_index) 
         return NULL;
 }
 
-/* PT of "a=rtpmap:<pt> <encoding>/<rate>..." (case-insensitive encoding), or -1. */
-static int sdp_find_pt(const GstSDPMedia *md, const char *encoding, unsigned rate) {
+static bool sdp_media_has_format(const GstSDPMedia *md, int pt) {
+        g_autofree char *s = g_strdup_printf("%d", pt);
+
+        for (guint i = 0; i < gst_sdp_media_formats_len(md); i++)
+                if (g_strcmp0(gst_sdp_media_get_format(md, i), s) == 0)
+                        return true;
+        return false;
+}
+
+/* The encoding and clock rate of an "a=rtpmap" for pt, or false. */
+static bool sdp_rtpmap(const GstSDPMedia *md, int pt, char **ret_encoding, unsigned *ret_rate) {
         for (guint i = 0; i < gst_sdp_media_attributes_len(md); i++) {
                 const GstSDPAttribute *a = gst_sdp_media_get_attribute(md, i);
                 g_auto(GStrv) f = NULL, enc = NULL;
                 char *end = NULL;
-                long pt;
+                long p;
 
                 if (g_strcmp0(a->key, "rtpmap") != 0 || !a->value)
                         continue;
                 f = g_strsplit(a->value, " ", 2);
                 if (g_strv_length(f) != 2)
                         continue;
-                pt = strtol(f[0], &end, 10);
+                p = strtol(f[0], &end, 10);
+                if (!end || *end || p != pt)
+                        continue;
+                enc = g_strsplit(g_strstrip(f[1]), "/", 3);
+                if (g_strv_length(enc) < 2)
+                        return false;
+                *ret_encoding = g_strdup(enc[0]);
+                *ret_rate = (unsigned) strtoul(enc[1], NULL, 10);
+                return true;
+        }
+        return false;
+}
+
+/* PT of "a=rtpmap:<pt> <encoding>/<rate>..." (case-insensitive encoding) among the m-line's
+ * formats; for PCMU/PCMA also the static PT 0/8 without an rtpmap. -1 if absent. */
+static int sdp_find_pt(const GstSDPMedia *md, const char *encoding, unsigned rate) {
+        if (!md)
+                return -1;
+        for (guint i = 0; i < gst_sdp_media_formats_len(md); i++) {
+                const char *fmt = gst_sdp_media_get_format(md, i);
+                g_autofree char *enc = NULL;
+                unsigned r = 0;
+                char *end = NULL;
+                long pt = strtol(fmt, &end, 10);
+
                 if (!end || *end || pt < 0 || pt > 127)
                         continue;
-                enc = g_strsplit(f[1], "/", 3);
-                if (g_strv_length(enc) >= 2 && g_ascii_strcasecmp(enc[0], encoding) == 0 &&
-                    strtoul(enc[1], NULL, 10) == rate)
+                if (sdp_rtpmap(md, (int) pt, &enc, &r)) {
+                        if (g_ascii_strcasecmp(enc, encoding) == 0 && r == rate)
+                                return (int) pt;
+                } else if ((pt == 0 && g_ascii_strcasecmp(encoding, "PCMU") == 0 && rate == 8000) ||
+                           (pt == 8 && g_ascii_strcasecmp(encoding, "PCMA") == 0 && rate == 8000))
                         return (int) pt;
         }
         return -1;
@@ -230,7 +339,18 @@ static int sdp_parse(const char *text, GstSDPMessage **ret) {
         return 0;
 }
 
-int media_check_offer(const char *offer_sdp) {
+static void sdp_bump_version(GstSDPMessage *sdp) {
+        /* RFC 3264 §8: a changed SDP carries the next o= version. */
+        const GstSDPOrigin *o = gst_sdp_message_get_origin(sdp);
+        guint64 version = g_ascii_strtoull(o->sess_version ? o->sess_version : "0", NULL, 10);
+        g_autofree char *v = g_strdup_printf("%" G_GUINT64_FORMAT, version + 1);
+        g_autofree char *user = g_strdup(o->username), *id = g_strdup(o->sess_id), *nt = g_strdup(o->nettype),
+                        *at = g_strdup(o->addrtype), *addr = g_strdup(o->addr);
+
+        gst_sdp_message_set_origin(sdp, user, id, v, nt, at, addr);
+}
+
+int media_check_offer(const char *offer_sdp, MediaCodec codec) {
         GstSDPMessage *sdp = NULL;
         const GstSDPMedia *md;
         int r;
@@ -239,36 +359,153 @@ int media_check_offer(const char *offer_sdp) {
         if (r < 0)
                 return r;
         md = sdp_audio_media(sdp, NULL);
-        r = !md ? -EBADMSG : sdp_find_pt(md, "opus", 48000) < 0 ? -EPROTONOSUPPORT : 0;
+        r = !md                                                                     ? -EBADMSG
+            : sdp_find_pt(md, codec_encoding(codec), codec_rate(codec)) < 0 ? -EPROTONOSUPPORT
+                                                                                    : 0;
         gst_sdp_message_free(sdp);
         return r;
 }
 
-/* Before set-local-description: telephone-event at 48 kHz with the offer's PT (platform-notes
- * §2: webrtcbin 1.22 leaves it out, and only a local description that lists it makes webrtcbin
- * accept the PT on receive). */
+const char *media_sdp_direction(const char *text) {
+        GstSDPMessage *sdp = NULL;
+        const char *dir;
+
+        if (sdp_parse(text, &sdp) < 0)
+                return NULL;
+        dir = sdp_direction(sdp, sdp_audio_media(sdp, NULL));
+        gst_sdp_message_free(sdp);
+        return dir;
+}
+
+const char *media_direction_mirror(const char *d) {
+        return g_strcmp0(d, "sendonly") == 0   ? "recvonly"
+               : g_strcmp0(d, "recvonly") == 0 ? "sendonly"
+               : g_strcmp0(d, "inactive") == 0 ? "inactive"
+                                               : "sendrecv";
+}
+
+char *media_sdp_with_direction(const char *text, const char *direction, bool bump_version) {
+        GstSDPMessage *sdp = NULL;
+        char *out;
+
+        if (sdp_parse(text, &sdp) < 0)
+                return NULL;
+        for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
+                GstSDPMedia *md = (GstSDPMedia *) gst_sdp_message_get_media(sdp, i);
+
+                sdp_media_remove_attributes(md, "sendrecv");
+                sdp_media_remove_attributes(md, "sendonly");
+                sdp_media_remove_attributes(md, "recvonly");
+                sdp_media_remove_attributes(md, "inactive");
+                gst_sdp_media_add_attribute(md, direction, "");
+        }
+        /* A session-level direction would contradict the media-level one. */
+        for (guint i = 0; i < gst_sdp_message_attributes_len(sdp);) {
+                const char *k = gst_sdp_message_get_attribute(sdp, i)->key;
+
+                if (g_strcmp0(k, "sendrecv") == 0 || g_strcmp0(k, "sendonly") == 0 ||
+                    g_strcmp0(k, "recvonly") == 0 || g_strcmp0(k, "inactive") == 0)
+                        gst_sdp_message_remove_attribute(sdp, i);
+                else
+                        i++;
+        }
+        if (bump_version)
+                sdp_bump_version(sdp);
+        out = gst_sdp_message_as_text(sdp);
+        gst_sdp_message_free(sdp);
+        return out;
+}
+
+char *media_sdp_settle_setup(const char *local_offer, const char *remote_answer) {
+        GstSDPMessage *local = NULL, *remote = NULL;
+        const GstSDPMedia *rm;
+        const char *rsetup, *ours;
+        char *out;
+
+        if (sdp_parse(local_offer, &local) < 0)
+                return NULL;
+        if (sdp_parse(remote_answer, &remote) < 0) {
+                gst_sdp_message_free(local);
+                return NULL;
+        }
+        rm = sdp_audio_media(remote, NULL);
+        rsetup = rm ? gst_sdp_media_get_attribute_val(rm, "setup") : NULL;
+        if (!rsetup)
+                rsetup = gst_sdp_message_get_attribute_val(remote, "setup");
+        /* RFC 5763: the answerer picked a role; ours is the other one from now on. */
+        ours = g_strcmp0(rsetup, "passive") == 0 ? "active" : "passive";
+        for (guint i = 0; i < gst_sdp_message_medias_len(local); i++) {
+                GstSDPMedia *md = (GstSDPMedia *) gst_sdp_message_get_media(local, i);
+
+                if (!sdp_media_has_attribute(md, "setup"))
+                        continue;
+                sdp_media_remove_attributes(md, "setup");
+                gst_sdp_media_add_attribute(md, "setup", ours);
+        }
+        out = gst_sdp_message_as_text(local);
+        gst_sdp_message_free(local);
+        gst_sdp_message_free(remote);
+        return out;
+}
+
+/* Adds "<pt> <rtpmap>" (and fmtp) to md unless the PT is listed already. */
+static void sdp_media_add_codec(GstSDPMedia *md, int pt, const char *rtpmap, const char *fmtp) {
+        g_autofree char *p = g_strdup_printf("%d", pt), *map = NULL, *fm = NULL;
+
+        if (sdp_media_has_format(md, pt))
+                return;
+        gst_sdp_media_add_format(md, p);
+        map = g_strdup_printf("%d %s", pt, rtpmap);
+        gst_sdp_media_add_attribute(md, "rtpmap", map);
+        if (fmtp) {
+                fm = g_strdup_printf("%d %s", pt, fmtp);
+                gst_sdp_media_add_attribute(md, "fmtp", fm);
+        }
+}
+
+/* Before set-local-description of an answer: telephone-event at the send codec's rate with the
+ * offer's PT (platform-notes §2: webrtcbin 1.22 leaves it out, and only a local description that
+ * lists it makes webrtcbin accept the PT on receive). */
 static void media_answer_add_telephone_event(Media *m, GstSDPMessage *answer) {
         GstSDPMedia *md = sdp_audio_media(answer, NULL);
-        g_autofree char *pt = NULL, *rtpmap = NULL, *fmtp = NULL;
 
-        if (!md || m->te_pt < 0 || sdp_find_pt(md, "telephone-event", 48000) >= 0)
+        if (!md || m->te_pt < 0 || sdp_find_pt(md, "telephone-event", codec_rate(m->codec)) >= 0)
                 return;
-        pt = g_strdup_printf("%d", m->te_pt);
-        for (guint i = 0; i < gst_sdp_media_formats_len(md); i++)
-                if (g_strcmp0(gst_sdp_media_get_format(md, i), pt) == 0)
-                        return; /* PT taken by something else; leave the answer alone */
-        rtpmap = g_strdup_printf("%d telephone-event/48000", m->te_pt);
-        fmtp = g_strdup_printf("%d 0-15", m->te_pt);
-        gst_sdp_media_add_format(md, pt);
-        gst_sdp_media_add_attribute(md, "rtpmap", rtpmap);
-        gst_sdp_media_add_attribute(md, "fmtp", fmtp);
+        if (sdp_media_has_format(md, m->te_pt)) {
+                m->te_pt = -1; /* PT taken by something else; leave the answer alone */
+                return;
+        }
+        if (m->codec == MEDIA_CODEC_OPUS)
+                sdp_media_add_codec(md, m->te_pt, "telephone-event/48000", "0-15");
+        else
+                sdp_media_add_codec(md, m->te_pt, "telephone-event/8000", "0-15");
+}
+
+/* Before set-local-description of an offer: the codecs webrtcbin left out (it only lists what
+ * it saw on the sink pad). */
+static void media_offer_add_codecs(Media *m, GstSDPMessage *offer) {
+        GstSDPMedia *md = sdp_audio_media(offer, NULL);
+
+        if (!md)
+                return;
+        if (m->codec == MEDIA_CODEC_OPUS)
+                sdp_media_add_codec(md, 0, "PCMU/8000", NULL);
+        else
+                sdp_media_add_codec(md, OFFER_PT_OPUS, "opus/48000/2", "minptime=10;useinbandfec=1");
+        if (m->codec == MEDIA_CODEC_OPUS) {
+                sdp_media_add_codec(md, OFFER_PT_TE48, "telephone-event/48000", "0-15");
+                sdp_media_add_codec(md, OFFER_PT_TE8, "telephone-event/8000", "0-15");
+        } else {
+                sdp_media_add_codec(md, OFFER_PT_TE8, "telephone-event/8000", "0-15");
+                sdp_media_add_codec(md, OFFER_PT_TE48, "telephone-event/48000", "0-15");
+        }
 }
 
 /* After gathering: what goes on the wire. Returns 0 or -EBADMSG with *ret_error set. */
-static int media_answer_finish(Media *m, GstSDPMessage *answer, const char **ret_error) {
-        for (guint i = 0; i < gst_sdp_message_medias_len(answer); i++) {
-                GstSDPMedia *md = (GstSDPMedia *) gst_sdp_message_get_media(answer, i);
-                const GstSDPMedia *offered = i < gst_sdp_message_medias_len(m->offer)
+static int media_sdp_finish(Media *m, GstSDPMessage *sdp, const char **ret_error) {
+        for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
+                GstSDPMedia *md = (GstSDPMedia *) gst_sdp_message_get_media(sdp, i);
+                const GstSDPMedia *offered = m->offer && i < gst_sdp_message_medias_len(m->offer)
                                                      ? gst_sdp_message_get_media(m->offer, i)
                                                      : NULL;
                 const char *setup, *cand;
@@ -306,15 +543,17 @@ static int media_answer_finish(Media *m, GstSDPMessage *answer, const char **ret
                     gst_sdp_media_get_attribute_val(offered, "mid"))
                         gst_sdp_media_add_attribute(md, "mid",
                                                     gst_sdp_media_get_attribute_val(offered, "mid"));
-                /* Chromium fires its track event without a stream unless the answer has a=msid
+                /* Chromium fires its track event without a stream unless the SDP has a=msid
                  * (gateway-protocol.md, later findings). webrtcbin 1.22 only writes a=ssrc msid. */
                 if (!sdp_media_has_attribute(md, "msid"))
                         gst_sdp_media_add_attribute(md, "msid", MSID_STREAM " " MSID_TRACK);
                 if (!sdp_media_has_attribute(md, "fingerprint") &&
-                    !gst_sdp_message_get_attribute_val(answer, "fingerprint")) {
-                        *ret_error = "answer has no DTLS fingerprint";
+                    !gst_sdp_message_get_attribute_val(sdp, "fingerprint")) {
+                        *ret_error = "local SDP has no DTLS fingerprint";
                         return -EBADMSG;
                 }
+                if (m->offerer)
+                        continue; /* a=setup:actpass, as webrtcbin wrote it */
                 setup = gst_sdp_media_get_attribute_val(md, "setup");
                 if (!setup || (strcmp(setup, "active") != 0 && strcmp(setup, "passive") != 0)) {
                         /* webrtcbin answers "active" to an actpass offer; anything else would
@@ -328,74 +567,37 @@ static int media_answer_finish(Media *m, GstSDPMessage *answer, const char **ret
         return 0;
 }
 
-char *media_sdp_mirror_direction(const char *answer_sdp, const char *offer_sdp, bool bump_version,
-                                 const char **ret_direction) {
-        GstSDPMessage *answer = NULL, *offer = NULL;
-        const char *dir = "sendrecv";
-        char *text;
-
-        if (sdp_parse(answer_sdp, &answer) < 0)
-                return NULL;
-        if (sdp_parse(offer_sdp, &offer) < 0) {
-                gst_sdp_message_free(answer);
-                return NULL;
-        }
-        for (guint i = 0; i < gst_sdp_message_medias_len(answer); i++) {
-                GstSDPMedia *md = (GstSDPMedia *) gst_sdp_message_get_media(answer, i);
-                const GstSDPMedia *om = i < gst_sdp_message_medias_len(offer)
-                                                ? gst_sdp_message_get_media(offer, i)
-                                                : NULL;
-                const char *od = sdp_direction(offer, om);
-
-                dir = strcmp(od, "sendonly") == 0   ? "recvonly"
-                      : strcmp(od, "recvonly") == 0 ? "sendonly"
-                      : strcmp(od, "inactive") == 0 ? "inactive"
-                                                    : "sendrecv";
-                sdp_media_remove_attributes(md, "sendrecv");
-                sdp_media_remove_attributes(md, "sendonly");
-                sdp_media_remove_attributes(md, "recvonly");
-                sdp_media_remove_attributes(md, "inactive");
-                gst_sdp_media_add_attribute(md, dir, "");
-        }
-        if (bump_version) {
-                /* RFC 3264 §8: a changed SDP carries the next o= version. */
-                const GstSDPOrigin *o = gst_sdp_message_get_origin(answer);
-                guint64 version = g_ascii_strtoull(o->sess_version ? o->sess_version : "0", NULL, 10);
-                g_autofree char *v = g_strdup_printf("%" G_GUINT64_FORMAT, version + 1);
-                g_autofree char *user = g_strdup(o->username), *id = g_strdup(o->sess_id),
-                                *nt = g_strdup(o->nettype), *at = g_strdup(o->addrtype),
-                                *addr = g_strdup(o->addr);
-
-                gst_sdp_message_set_origin(answer, user, id, v, nt, at, addr);
-        }
-        text = gst_sdp_message_as_text(answer);
-        gst_sdp_message_free(answer);
-        gst_sdp_message_free(offer);
-        if (ret_direction)
-                *ret_direction = dir;
-        return text;
-}
-
 /* ---- negotiation (main thread) ---- */
 
 static void media_fail_negotiation(Media *m, int error, const char *message) {
-        if (m->answer_delivered)
+        if (m->sdp_delivered) {
+                /* After the SDP went out, a failing promise (set-remote-description of the
+                 * offerer's answer) is a media failure. */
+                if (!m->failed_reported) {
+                        m->failed_reported = true;
+                        log_warning("Media failed: %s", message);
+                        if (m->cb.failed)
+                                m->cb.failed(m, message, m->userdata);
+                }
                 return;
-        m->answer_delivered = true;
+        }
+        m->sdp_delivered = true;
         if (m->timeout) {
                 g_source_remove(m->timeout);
                 m->timeout = 0;
         }
         log_warning("Media negotiation failed: %s", message);
-        if (m->cb.answer_ready)
-                m->cb.answer_ready(m, NULL, error, message, m->userdata);
+        if (m->cb.sdp_ready)
+                m->cb.sdp_ready(m, NULL, error, message, m->userdata);
 }
 
 static void on_promise_remote_set(GstPromise *promise, gpointer userdata);
 static void on_promise_answer(GstPromise *promise, gpointer userdata);
+static void on_promise_offer(GstPromise *promise, gpointer userdata);
 static void on_promise_local_set(GstPromise *promise, gpointer userdata);
 
-static void media_negotiate(Media *m) {
+/* Answerer: the far end's offer goes in once the send caps reached webrtcbin. */
+static void media_negotiate_answer(Media *m) {
         GstWebRTCSessionDescription *desc;
         GstSDPMessage *copy = NULL;
         GstPromise *p;
@@ -412,17 +614,35 @@ static void media_negotiate(Media *m) {
         gst_webrtc_session_description_free(desc);
 }
 
+/* Offerer: create-offer once webrtcbin wants it and the send caps are stored. */
+static void media_maybe_offer(Media *m) {
+        GstPromise *p;
+
+        if (!m->offerer || m->negotiation_started || !m->negotiation_needed || !m->send_flowing)
+                return;
+        m->negotiation_started = true;
+        p = gst_promise_new_with_change_func(on_promise_offer, m, NULL);
+        g_signal_emit_by_name(m->webrtc, "create-offer", NULL, p);
+}
+
 static void media_on_remote_set(Media *m) {
-        GstPromise *p = gst_promise_new_with_change_func(on_promise_answer, m, NULL);
+        GstPromise *p;
+
+        if (m->offerer)
+                return; /* the answer is in; ICE and DTLS take it from here */
+        p = gst_promise_new_with_change_func(on_promise_answer, m, NULL);
         g_signal_emit_by_name(m->webrtc, "create-answer", NULL, p);
 }
 
-static void media_on_answer(Media *m, GstWebRTCSessionDescription *answer) {
+static void media_on_local_created(Media *m, GstWebRTCSessionDescription *desc) {
         GstPromise *p;
 
-        media_answer_add_telephone_event(m, answer->sdp);
+        if (m->offerer)
+                media_offer_add_codecs(m, desc->sdp);
+        else
+                media_answer_add_telephone_event(m, desc->sdp);
         p = gst_promise_new_with_change_func(on_promise_local_set, m, NULL);
-        g_signal_emit_by_name(m->webrtc, "set-local-description", answer, p);
+        g_signal_emit_by_name(m->webrtc, "set-local-description", desc, p);
 }
 
 static void media_on_gathered(Media *m) {
@@ -431,7 +651,7 @@ static void media_on_gathered(Media *m) {
         const char *error = NULL;
         g_autofree char *text = NULL;
 
-        if (m->answer_delivered)
+        if (m->sdp_delivered)
                 return;
         g_object_get(m->webrtc, "local-description", &local, NULL);
         if (!local) {
@@ -440,7 +660,7 @@ static void media_on_gathered(Media *m) {
         }
         gst_sdp_message_copy(local->sdp, &sdp);
         gst_webrtc_session_description_free(local);
-        if (media_answer_finish(m, sdp, &error) < 0) {
+        if (media_sdp_finish(m, sdp, &error) < 0) {
                 gst_sdp_message_free(sdp);
                 media_fail_negotiation(m, -EBADMSG, error);
                 return;
@@ -448,13 +668,13 @@ static void media_on_gathered(Media *m) {
         text = gst_sdp_message_as_text(sdp);
         gst_sdp_message_free(sdp);
 
-        m->answer_delivered = true;
+        m->sdp_delivered = true;
         if (m->timeout) {
                 g_source_remove(m->timeout);
                 m->timeout = 0;
         }
-        if (m->cb.answer_ready)
-                m->cb.answer_ready(m, text, 0, NULL, m->userdata);
+        if (m->cb.sdp_ready)
+                m->cb.sdp_ready(m, text, 0, NULL, m->userdata);
 }
 
 static gboolean media_dispatch(gpointer p) {
@@ -470,13 +690,25 @@ static gboolean media_dispatch(gpointer p) {
         }
         switch (e->kind) {
         case MEDIA_EVENT_SEND_CAPS:
-                media_negotiate(m);
+                if (!m->offerer) {
+                        media_negotiate_answer(m);
+                        break;
+                }
+                G_GNUC_FALLTHROUGH;
+        case MEDIA_EVENT_SEND_BUFFER:
+                m->send_flowing = true;
+                media_maybe_offer(m);
+                break;
+        case MEDIA_EVENT_NEGOTIATION_NEEDED:
+                m->negotiation_needed = true;
+                media_maybe_offer(m);
                 break;
         case MEDIA_EVENT_REMOTE_SET:
                 media_on_remote_set(m);
                 break;
+        case MEDIA_EVENT_OFFER_CREATED:
         case MEDIA_EVENT_ANSWER_CREATED:
-                media_on_answer(m, e->desc);
+                media_on_local_created(m, e->desc);
                 break;
         case MEDIA_EVENT_LOCAL_SET:
                 break; /* gathering completion drives the rest */
@@ -511,7 +743,7 @@ static gboolean media_on_timeout(gpointer userdata) {
         Media *m = media_ref(userdata); /* the callback may media_free() it */
 
         m->timeout = 0;
-        media_fail_negotiation(m, -ETIMEDOUT, "timed out creating the SDP answer (ICE gathering?)");
+        media_fail_negotiation(m, -ETIMEDOUT, "timed out creating the local SDP (ICE gathering?)");
         media_unref(m);
         return G_SOURCE_REMOVE;
 }
@@ -546,18 +778,26 @@ static void on_promise_remote_set(GstPromise *promise, gpointer userdata) {
         media_post(userdata, e);
 }
 
-static void on_promise_answer(GstPromise *promise, gpointer userdata) {
+static void promise_description(GstPromise *promise, gpointer userdata, MediaEventKind kind, const char *field) {
         MediaEvent *e = g_new0(MediaEvent, 1);
         const GstStructure *reply;
 
-        e->kind = MEDIA_EVENT_ANSWER_CREATED;
+        e->kind = kind;
         reply = promise_reply(promise, &e->error);
         if (reply)
-                gst_structure_get(reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &e->desc, NULL);
+                gst_structure_get(reply, field, GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &e->desc, NULL);
         if (!e->error && !e->desc)
-                e->error = g_strdup("webrtcbin created no answer");
+                e->error = g_strdup_printf("webrtcbin created no %s", field);
         gst_promise_unref(promise);
         media_post(userdata, e);
+}
+
+static void on_promise_answer(GstPromise *promise, gpointer userdata) {
+        promise_description(promise, userdata, MEDIA_EVENT_ANSWER_CREATED, "answer");
+}
+
+static void on_promise_offer(GstPromise *promise, gpointer userdata) {
+        promise_description(promise, userdata, MEDIA_EVENT_OFFER_CREATED, "offer");
 }
 
 static void on_promise_local_set(GstPromise *promise, gpointer userdata) {
@@ -567,6 +807,10 @@ static void on_promise_local_set(GstPromise *promise, gpointer userdata) {
         (void) promise_reply(promise, &e->error);
         gst_promise_unref(promise);
         media_post(userdata, e);
+}
+
+static void on_negotiation_needed(GstElement *webrtc, gpointer userdata) {
+        media_post_kind(userdata, MEDIA_EVENT_NEGOTIATION_NEEDED);
 }
 
 static void on_gathering_state(GstElement *webrtc, GParamSpec *pspec, gpointer userdata) {
@@ -590,11 +834,28 @@ static void on_connection_state(GstElement *webrtc, GParamSpec *pspec, gpointer 
 }
 
 static GstPadProbeReturn on_send_caps(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
+        Media *m = userdata;
         GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info);
+        const GstStructure *st;
+        GstCaps *caps = NULL;
+        const char *enc;
 
         if (GST_EVENT_TYPE(ev) != GST_EVENT_CAPS)
                 return GST_PAD_PROBE_OK;
-        media_post_kind(userdata, MEDIA_EVENT_SEND_CAPS);
+        /* Only the send codec's caps count (telephone-event caps are held back by the DTMF
+         * valve, but be sure). */
+        gst_event_parse_caps(ev, &caps);
+        st = caps ? gst_caps_get_structure(caps, 0) : NULL;
+        enc = st ? gst_structure_get_string(st, "encoding-name") : NULL;
+        if (!enc || g_ascii_strcasecmp(enc, codec_encoding(m->codec)) != 0)
+                return GST_PAD_PROBE_OK;
+        media_post_kind(m, MEDIA_EVENT_SEND_CAPS);
+        return GST_PAD_PROBE_REMOVE;
+}
+
+static GstPadProbeReturn on_send_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
+        /* Sticky events go out before the buffer, so webrtcbin has stored the CAPS by now. */
+        media_post_kind(userdata, MEDIA_EVENT_SEND_BUFFER);
         return GST_PAD_PROBE_REMOVE;
 }
 
@@ -662,21 +923,30 @@ static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer userdata) {
 static void media_link_receive(Media *m, GstPad *pad, const GstCaps *caps) {
         const GstStructure *st = gst_caps_get_structure(caps, 0);
         const char *enc = st ? gst_structure_get_string(st, "encoding-name") : NULL;
-        const char *desc;
+        const char *decode = NULL;
+        g_autofree char *desc = NULL;
         g_autoptr(GError) err = NULL;
         GstElement *bin;
         GstPad *sinkpad;
-        bool opus = enc && g_ascii_strcasecmp(enc, "OPUS") == 0;
 
-        if (opus)
-                desc = "queue ! rtpopusdepay ! opusdec ! audioconvert ! audioresample ! "
-                       "audio/x-raw,format=S16LE,channels=1,rate=48000 ! "
-                       "appsink name=pcm sync=false async=false emit-signals=false max-buffers=50 drop=true";
+        if (enc && g_ascii_strcasecmp(enc, "OPUS") == 0)
+                decode = "rtpopusdepay ! opusdec";
+        else if (enc && g_ascii_strcasecmp(enc, "PCMU") == 0)
+                decode = "rtppcmudepay ! mulawdec";
+        else if (enc && g_ascii_strcasecmp(enc, "PCMA") == 0)
+                decode = "rtppcmadepay ! alawdec";
+
+        if (decode)
+                desc = g_strdup_printf("queue ! %s ! audioconvert ! audioresample ! "
+                                       "audio/x-raw,format=S16LE,channels=1,rate=48000 ! "
+                                       "appsink name=pcm sync=false async=false emit-signals=false "
+                                       "max-buffers=50 drop=true",
+                                       decode);
         else if (enc && g_ascii_strcasecmp(enc, "TELEPHONE-EVENT") == 0)
                 /* rtpdtmfdepay posts a "dtmf-event" element message per event (bus watch). */
-                desc = "queue ! rtpdtmfdepay ! fakesink sync=false async=false";
+                desc = g_strdup("queue ! rtpdtmfdepay ! fakesink sync=false async=false");
         else
-                desc = "fakesink sync=false async=false";
+                desc = g_strdup("fakesink sync=false async=false");
         log_debug("Received stream %s on %s.", enc ? enc : "(unknown)", GST_PAD_NAME(pad));
 
         bin = gst_parse_bin_from_description(desc, TRUE, &err);
@@ -685,7 +955,7 @@ static void media_link_receive(Media *m, GstPad *pad, const GstCaps *caps) {
                             err ? err->message : "?");
                 return;
         }
-        if (opus) {
+        if (decode) {
                 g_autoptr(GstElement) sink = gst_bin_get_by_name(GST_BIN(bin), "pcm");
                 GstAppSinkCallbacks cbs = { .new_sample = on_new_sample };
 
@@ -746,19 +1016,15 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer userdata) 
                                        err ? err->message : "error");
                 log_warning("Pipeline error from %s", text);
                 log_debug("%s", dbg ? dbg : "");
-                if (!m->answer_delivered)
-                        media_fail_negotiation(m, -EIO, text);
-                else if (!m->failed_reported) {
-                        m->failed_reported = true;
-                        if (m->cb.failed)
-                                m->cb.failed(m, text, m->userdata);
-                }
+                media_fail_negotiation(m, -EIO, text);
                 break;
         }
         case GST_MESSAGE_ELEMENT: {
                 const GstStructure *st = gst_message_get_structure(msg);
                 int number;
 
+                /* rtpdtmfsrc posts "dtmf-event-processed" for what we send; only the
+                 * depayloader's "dtmf-event" is a received digit. */
                 if (st && gst_structure_has_name(st, "dtmf-event") &&
                     gst_structure_get_int(st, "number", &number) && number >= 0 && number <= 15) {
                         static const char *const digits[] = { "0", "1", "2", "3", "4", "5", "6", "7",
@@ -775,76 +1041,95 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer userdata) 
         return G_SOURCE_CONTINUE;
 }
 
-int media_new_answer(const char *offer_sdp, MediaMode mode, double tone_hz, const char *ice_address,
-                     const MediaCallbacks *cb, void *userdata, Media **ret) {
-        g_autoptr(GError) err = NULL;
-        g_autofree char *desc = NULL;
-        g_autoptr(GstElement) pay = NULL;
-        g_autoptr(GstPad) paysrc = NULL;
-        g_autoptr(GstBus) bus = NULL;
-        const char *const addresses[] = { ice_address, NULL };
-        GstSDPMedia *md;
-        Media *m;
-        int r;
+static char *media_pipeline_description(Media *m, double tone_hz) {
+        g_autofree char *src = NULL, *enc = NULL;
 
-        assert(ret);
-        r = media_check_offer(offer_sdp);
-        if (r < 0)
-                return r;
+        if (m->mode == MEDIA_ECHO)
+                src = g_strdup("appsrc name=src is-live=true format=time do-timestamp=true "
+                               "caps=audio/x-raw,format=S16LE,layout=interleaved,channels=1,rate=48000");
+        else
+                src = g_strdup_printf("audiotestsrc is-live=true wave=sine freq=%.1f volume=0.4", tone_hz);
+        switch (m->codec) {
+        case MEDIA_CODEC_OPUS:
+                enc = g_strdup_printf("opusenc ! rtpopuspay name=pay pt=%d", m->send_pt);
+                break;
+        case MEDIA_CODEC_PCMU:
+        case MEDIA_CODEC_PCMA:
+                /* 20 ms packets, like browsers. */
+                enc = g_strdup_printf("audio/x-raw,rate=8000,channels=1 ! %s ! %s name=pay pt=%d "
+                                      "min-ptime=20000000 max-ptime=20000000",
+                                      m->codec == MEDIA_CODEC_PCMU ? "mulawenc" : "alawenc",
+                                      m->codec == MEDIA_CODEC_PCMU ? "rtppcmupay" : "rtppcmapay", m->send_pt);
+                break;
+        }
+        return g_strdup_printf("webrtcbin name=w bundle-policy=max-bundle latency=60 "
+                               "%s ! audioconvert ! audioresample ! %s "
+                               "! valve name=valve drop=%s drop-mode=forward-sticky-events "
+                               "! rtpdtmfmux name=mux ! queue name=q ! w. "
+                               "rtpdtmfsrc name=dtmfsrc pt=%d ! application/x-rtp,clock-rate=%u "
+                               "! valve name=dtmfvalve drop=true drop-mode=drop-all ! mux.priority_sink_0",
+                               src, enc, m->mode == MEDIA_SILENT ? "true" : "false", m->dtmf_pt,
+                               codec_rate(m->codec));
+}
 
-        m = g_new0(Media, 1);
+static Media *media_alloc(MediaMode mode, MediaCodec codec, const MediaCallbacks *cb, void *userdata) {
+        Media *m = g_new0(Media, 1);
+
         m->n_ref = 1;
         m->context = g_main_context_ref_thread_default();
         m->cb = *cb;
         m->userdata = userdata;
         m->mode = mode;
+        m->codec = codec;
+        m->te_pt = -1;
         g_mutex_init(&m->lock);
         m->acc = g_new(int16_t, SAMPLE_RATE);
-        (void) sdp_parse(offer_sdp, &m->offer);
-        md = sdp_audio_media(m->offer, NULL);
-        m->opus_pt = sdp_find_pt(md, "opus", 48000);
-        m->te_pt = sdp_find_pt(md, "telephone-event", 48000);
+        m->dtmf_queue = g_string_new(NULL);
+        return m;
+}
 
-        if (mode == MEDIA_ECHO)
-                desc = g_strdup_printf(
-                        "webrtcbin name=w bundle-policy=max-bundle latency=60 "
-                        "appsrc name=src is-live=true format=time do-timestamp=true "
-                        "caps=audio/x-raw,format=S16LE,layout=interleaved,channels=1,rate=48000 "
-                        "! audioconvert ! audioresample ! opusenc ! rtpopuspay name=pay pt=%d ! queue ! w.",
-                        m->opus_pt);
-        else
-                desc = g_strdup_printf(
-                        "webrtcbin name=w bundle-policy=max-bundle latency=60 "
-                        "audiotestsrc is-live=true wave=sine freq=%.1f volume=0.4 "
-                        "! audioconvert ! audioresample ! opusenc ! rtpopuspay name=pay pt=%d ! queue ! w.",
-                        tone_hz, m->opus_pt);
+static int media_build_and_start(Media *m, double tone_hz, const char *ice_address) {
+        g_autoptr(GError) err = NULL;
+        g_autofree char *desc = NULL;
+        g_autoptr(GstElement) queue = NULL;
+        g_autoptr(GstPad) qsrc = NULL;
+        g_autoptr(GstBus) bus = NULL;
+        const char *const addresses[] = { ice_address, NULL };
+        int r;
+
+        desc = media_pipeline_description(m, tone_hz);
         m->pipeline = gst_parse_launch(desc, &err);
         if (!m->pipeline || err) {
                 log_error("Failed to build the media pipeline: %s", err ? err->message : "?");
                 /* gst_parse_launch may return a partial pipeline along with the error. */
-                media_free(m);
                 return -ENODEV;
         }
         m->webrtc = gst_bin_get_by_name(GST_BIN(m->pipeline), "w");
         m->appsrc = gst_bin_get_by_name(GST_BIN(m->pipeline), "src");
-        pay = gst_bin_get_by_name(GST_BIN(m->pipeline), "pay");
-        if (!m->webrtc || !pay) {
-                media_free(m);
+        m->valve = gst_bin_get_by_name(GST_BIN(m->pipeline), "valve");
+        m->dtmfsrc = gst_bin_get_by_name(GST_BIN(m->pipeline), "dtmfsrc");
+        m->dtmfvalve = gst_bin_get_by_name(GST_BIN(m->pipeline), "dtmfvalve");
+        queue = gst_bin_get_by_name(GST_BIN(m->pipeline), "q");
+        if (!m->webrtc || !m->valve || !m->dtmfsrc || !m->dtmfvalve || !queue)
                 return -ENODEV;
-        }
 
         r = ice_restrict_webrtcbin(m->webrtc, addresses, FALSE);
-        if (r < 0) {
-                log_error_errno(r, "Failed to restrict ICE to %s: %m", ice_address);
-                media_free(m);
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to restrict ICE to %s: %m", ice_address);
 
         g_signal_connect(m->webrtc, "pad-added", G_CALLBACK(on_pad_added), m);
         g_signal_connect(m->webrtc, "notify::ice-gathering-state", G_CALLBACK(on_gathering_state), m);
         g_signal_connect(m->webrtc, "notify::connection-state", G_CALLBACK(on_connection_state), m);
-        paysrc = gst_element_get_static_pad(pay, "src");
-        gst_pad_add_probe(paysrc, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_send_caps, m, NULL);
+        qsrc = gst_element_get_static_pad(queue, "src");
+        if (m->offerer)
+                g_signal_connect(m->webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed), m);
+        /* The offerer waits for the first packet (its caps are stored by then); nothing passes
+         * the silent party's valve, so it and the answerer go by the CAPS event. */
+        if (m->offerer && m->mode != MEDIA_SILENT)
+                gst_pad_add_probe(qsrc, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+                                  on_send_buffer, m, NULL);
+        else
+                gst_pad_add_probe(qsrc, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_send_caps, m, NULL);
 
         bus = gst_element_get_bus(m->pipeline);
         m->bus_watch = gst_bus_add_watch(bus, on_bus_message, m);
@@ -861,10 +1146,172 @@ int media_new_answer(const char *offer_sdp, MediaMode mode, double tone_hz, cons
         m->timeout = g_timeout_add(NEGOTIATION_TIMEOUT_MS, media_on_timeout, m);
         if (gst_element_set_state(m->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
                 log_error("Failed to start the media pipeline.");
-                media_free(m);
                 return -EIO;
         }
+        return 0;
+}
+
+int media_new_answer(const char *offer_sdp, MediaMode mode, MediaCodec codec, double tone_hz,
+                     const char *ice_address, const MediaCallbacks *cb, void *userdata, Media **ret) {
+        GstSDPMedia *md;
+        Media *m;
+        int r;
+
+        assert(ret);
+        r = media_check_offer(offer_sdp, codec);
+        if (r < 0)
+                return r;
+
+        m = media_alloc(mode, codec, cb, userdata);
+        (void) sdp_parse(offer_sdp, &m->offer);
+        md = sdp_audio_media(m->offer, NULL);
+        m->send_pt = sdp_find_pt(md, codec_encoding(codec), codec_rate(codec));
+        m->te_pt = sdp_find_pt(md, "telephone-event", codec_rate(codec));
+        /* Without telephone-event at this rate rtpdtmfsrc stays idle; any PT will do. */
+        m->dtmf_pt = m->te_pt >= 0 ? m->te_pt : codec == MEDIA_CODEC_OPUS ? OFFER_PT_TE48 : OFFER_PT_TE8;
+
+        r = media_build_and_start(m, tone_hz, ice_address);
+        if (r < 0) {
+                media_free(m);
+                return r;
+        }
         *ret = m;
+        return 0;
+}
+
+int media_new_offer(MediaMode mode, MediaCodec codec, double tone_hz, const char *ice_address,
+                    const MediaCallbacks *cb, void *userdata, Media **ret) {
+        Media *m;
+        int r;
+
+        assert(ret);
+        m = media_alloc(mode, codec, cb, userdata);
+        m->offerer = true;
+        m->send_pt = codec == MEDIA_CODEC_OPUS ? OFFER_PT_OPUS : codec == MEDIA_CODEC_PCMU ? 0 : 8;
+        m->dtmf_pt = codec == MEDIA_CODEC_OPUS ? OFFER_PT_TE48 : OFFER_PT_TE8;
+
+        r = media_build_and_start(m, tone_hz, ice_address);
+        if (r < 0) {
+                media_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+int media_set_answer(Media *m, const char *answer_sdp, const char **ret_codec) {
+        GstSDPMessage *sdp = NULL;
+        GstWebRTCSessionDescription *desc;
+        const GstSDPMedia *md;
+        const char *codec = NULL;
+        GstPromise *p;
+        int r = 0;
+
+        assert(m->offerer);
+        if (m->answer_applied)
+                return -EALREADY;
+        if (sdp_parse(answer_sdp, &sdp) < 0)
+                return -EBADMSG;
+        md = sdp_audio_media(sdp, NULL);
+        if (!md || gst_sdp_media_formats_len(md) == 0) {
+                gst_sdp_message_free(sdp);
+                return -EBADMSG;
+        }
+        /* The answer's first format is what the far end sends and expects. */
+        for (guint i = 0; i < gst_sdp_media_formats_len(md) && !codec; i++) {
+                int pt = (int) strtol(gst_sdp_media_get_format(md, i), NULL, 10);
+                g_autofree char *enc = NULL;
+                unsigned rate = 0;
+
+                if (sdp_rtpmap(md, pt, &enc, &rate) && g_ascii_strcasecmp(enc, "telephone-event") == 0)
+                        continue;
+                codec = pt == OFFER_PT_OPUS ? "opus" : pt == 0 ? "pcmu" : pt == 8 ? "pcma" : "other";
+        }
+        if (g_strcmp0(codec, media_codec_name(m->codec)) != 0)
+                r = -EPROTONOSUPPORT;
+        if (ret_codec)
+                *ret_codec = codec ? codec : "none";
+        if (sdp_find_pt(md, "telephone-event", codec_rate(m->codec)) == m->dtmf_pt)
+                m->te_pt = m->dtmf_pt;
+
+        m->answer_applied = true;
+        desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, sdp);
+        p = gst_promise_new_with_change_func(on_promise_remote_set, m, NULL);
+        g_signal_emit_by_name(m->webrtc, "set-remote-description", desc, p);
+        gst_webrtc_session_description_free(desc);
+        return r;
+}
+
+void media_set_sending(Media *m, bool sending) {
+        if (!m || !m->valve)
+                return;
+        g_object_set(m->valve, "drop", (gboolean) (!sending || m->mode == MEDIA_SILENT), NULL);
+}
+
+static void media_dtmf_event(Media *m, int number, bool start) {
+        g_autoptr(GstPad) pad = gst_element_get_static_pad(m->dtmfsrc, "src");
+        GstStructure *st;
+
+        if (start)
+                st = gst_structure_new("dtmf-event", "type", G_TYPE_INT, 1, "number", G_TYPE_INT, number,
+                                       "volume", G_TYPE_INT, 10, "start", G_TYPE_BOOLEAN, TRUE, NULL);
+        else
+                st = gst_structure_new("dtmf-event", "type", G_TYPE_INT, 1, "start", G_TYPE_BOOLEAN, FALSE,
+                                       NULL);
+        /* A custom upstream event on the src pad; gst_element_send_event() would be dropped by
+         * GstBaseSrc (platform-notes §2). */
+        if (!pad || !gst_pad_send_event(pad, gst_event_new_custom(GST_EVENT_CUSTOM_UPSTREAM, st)))
+                log_warning("rtpdtmfsrc refused a dtmf-event.");
+}
+
+static int dtmf_number(char c) {
+        static const char digits[] = "0123456789*#ABCD";
+        const char *p = c ? strchr(digits, c) : NULL;
+
+        return p ? (int) (p - digits) : -1;
+}
+
+static gboolean media_dtmf_step(gpointer userdata) {
+        Media *m = userdata;
+        char digit[2] = {};
+
+        m->dtmf_timer = 0;
+        if (m->dtmf_on) {
+                media_dtmf_event(m, 0, false);
+                m->dtmf_on = false;
+                m->dtmf_timer = g_timeout_add(DTMF_GAP_MS, media_dtmf_step, m);
+                return G_SOURCE_REMOVE;
+        }
+        if (m->dtmf_queue->len == 0)
+                return G_SOURCE_REMOVE;
+        digit[0] = m->dtmf_queue->str[0];
+        g_string_erase(m->dtmf_queue, 0, 1);
+        media_dtmf_event(m, dtmf_number(digit[0]), true);
+        m->dtmf_on = true;
+        m->dtmf_timer = g_timeout_add(m->dtmf_duration_ms, media_dtmf_step, m);
+        if (m->cb.dtmf_sent)
+                m->cb.dtmf_sent(m, digit, m->userdata);
+        return G_SOURCE_REMOVE;
+}
+
+int media_send_dtmf(Media *m, const char *digits, unsigned duration_ms) {
+        if (!digits || !*digits)
+                return -EINVAL;
+        for (const char *p = digits; *p; p++)
+                if (dtmf_number(*p) < 0)
+                        return -EINVAL;
+        if (!m->connected_reported)
+                return -ENOTCONN;
+        if (m->te_pt < 0)
+                return -ENOTSUP;
+        /* rtpdtmfsrc negotiates its caps as soon as it runs; through rtpdtmfmux they would
+         * reach webrtcbin's sink pad and, before negotiation, become the only codec of the SDP.
+         * So its branch stays shut (caps kept, re-sent with the first packet) until now. */
+        g_object_set(m->dtmfvalve, "drop", FALSE, NULL);
+        g_string_append(m->dtmf_queue, digits);
+        m->dtmf_duration_ms = duration_ms;
+        if (!m->dtmf_timer && !m->dtmf_on)
+                m->dtmf_timer = g_idle_add(media_dtmf_step, m);
         return 0;
 }
 
@@ -876,6 +1323,9 @@ Media *media_free(Media *m) {
         if (m->timeout)
                 g_source_remove(m->timeout);
         m->timeout = 0;
+        if (m->dtmf_timer)
+                g_source_remove(m->dtmf_timer);
+        m->dtmf_timer = 0;
         if (m->webrtc)
                 g_signal_handlers_disconnect_by_data(m->webrtc, m);
         if (m->pipeline)

@@ -4,74 +4,21 @@
 #include <string.h>
 
 #include "log.h"
-#include "sim-media.h"
-#include "sim-sipmsg.h"
-#include "sim.h"
+#include "sim-sip.h"
 
 /* SIP over WebSocket, the gateway side (gateway-protocol.md, "What a local test gateway must do").
  * Reliable transport, so no retransmissions; transactions are reduced to what the SDK needs:
  * responses echo the request's Via/From/To/Call-ID/CSeq, an INVITE's final response is sent
  * once, ACKs are absorbed, CANCEL matches the INVITE by Call-ID + branch + CSeq. A Call is the
- * dialog plus the scripted called party chosen by the Request-URI user (the number plan). */
+ * dialog plus the scripted called party chosen by the Request-URI user (the number plan), or a
+ * call the gateway places to the client (sim-uac.c). */
 
 #define CALL_LINGER_SECONDS 32 /* an ended call still absorbs ACKs and answers BYE with 481 */
-#define TAG_LEN 10
-#define TONE_HZ 880.0
-
-struct Conn {
-        Sim *sim;
-        unsigned id;
-        SoupWebsocketConnection *ws;
-        bool secure; /* came in on the TLS port: our Via says WSS */
-        guint local_port;
-        char *peer;
-        bool closed;
-};
-
-typedef enum CallState {
-        CALL_PROCEEDING, /* INVITE received, 100 sent */
-        CALL_EARLY,      /* 18x with To tag sent */
-        CALL_CONFIRMED,  /* 200 sent */
-        CALL_ENDED,
-} CallState;
-
-typedef enum CallScript {
-        SCRIPT_RING_ANSWER,   /* +15550001000: 180, 200 after ring_ms, 880 Hz */
-        SCRIPT_ECHO,          /* +15550001001: 200 at once, echoes the caller */
-        SCRIPT_RING_FOREVER,  /* +15550001002: 180, never answers */
-        SCRIPT_EARLY_MEDIA,   /* +15550001003: 183 + SDP (880 Hz), 200 after answer_delay_ms */
-        SCRIPT_ANSWER_HANGUP, /* +15550001004: 200 (880 Hz), gateway BYE after hangup_ms */
-        SCRIPT_REJECT,        /* +1555000XXXX, XXXX in 0400-0699, and everything unknown (404) */
-} CallScript;
-
-struct Call {
-        Sim *sim;
-        char *call_id;
-        char *number;
-        CallState state;
-        CallScript script;
-        Conn *conn;     /* socket of the INVITE; NULL once it closed */
-        SipMsg *invite; /* the initial INVITE, for its responses and our BYE */
-        char *local_tag;
-        char *remote_target; /* the client's Contact URI: R-URI of our in-dialog requests */
-        char *contact_host;
-        uint32_t local_cseq;
-        bool final_sent;
-
-        bool may_answer; /* the script's wait before 200 is over */
-        bool early_sent;
-        char *local_sdp; /* the answer as sent */
-        const char *direction;
-        Media *media;
-        guint timer;
-        guint reap_timer;
-};
-
-static void call_end(Call *c, const char *cause);
+#define REDIRECT_TARGET "+15550001000"
 
 /* ---- sending ---- */
 
-static void conn_send(Conn *conn, const char *text) {
+void conn_send(Conn *conn, const char *text) {
         if (!conn || conn->closed ||
             soup_websocket_connection_get_state(conn->ws) != SOUP_WEBSOCKET_STATE_OPEN) {
                 log_warning("Socket gone, dropping outgoing message: %.*s", (int) strcspn(text, "\r\n"),
@@ -109,8 +56,8 @@ static void sim_respond(Sim *s, Conn *conn, const SipMsg *req, int code, const c
         event_emit(ev);
 }
 
-/* Our Contact, naming the port of the socket the response goes out on. */
-static char *call_contact_header(const Call *c, const Conn *conn) {
+/* Our Contact, naming the port of the socket the message goes out on. */
+char *call_contact_header(const Call *c, const Conn *conn) {
         guint port = conn ? conn->local_port : c->sim->ws_port;
 
         return g_strdup_printf("Contact: <sip:" SIM_NAME "@127.0.0.1:%u;transport=ws>\r\n", port);
@@ -120,7 +67,7 @@ static char *call_contact_header(const Call *c, const Conn *conn) {
 static void call_respond_invite(Call *c, int code, const char *body) {
         g_autofree char *contact = NULL;
 
-        if (c->final_sent) {
+        if (c->final_sent || !c->invite) {
                 log_debug("Call %s: final response already sent, not sending %d.", c->call_id, code);
                 return;
         }
@@ -134,7 +81,7 @@ static void call_respond_invite(Call *c, int code, const char *body) {
 static void call_reject(Call *c, int code, const char *extra_headers) {
         g_autofree char *cause = g_strdup_printf("rejected-%d", code);
 
-        if (!c->final_sent) {
+        if (!c->final_sent && c->invite) {
                 sim_respond(c->sim, c->conn, c->invite, code, c->local_tag, extra_headers, NULL, c->number);
                 c->final_sent = true;
         }
@@ -152,15 +99,38 @@ static void call_free(gpointer p) {
                 g_source_remove(c->timer);
         if (c->reap_timer)
                 g_source_remove(c->reap_timer);
+        uac_call_cleanup(c);
         media_free(c->media);
         sipmsg_free(c->invite);
+        if (c->txns)
+                g_ptr_array_unref(c->txns);
         g_free(c->call_id);
         g_free(c->number);
         g_free(c->local_tag);
+        g_free(c->local_id);
+        g_free(c->remote_id);
         g_free(c->remote_target);
         g_free(c->contact_host);
         g_free(c->local_sdp);
         g_free(c);
+}
+
+Call *call_new(Sim *s, const char *call_id, const char *number, Conn *conn) {
+        Call *c = g_new0(Call, 1);
+
+        c->sim = s;
+        c->call_id = g_strdup(call_id);
+        c->number = g_strdup(number ? number : "");
+        c->conn = conn;
+        c->local_tag = sip_random_token(TAG_LEN);
+        c->local_cseq = (uint32_t) g_random_int_range(1, 10000);
+        c->txns = g_ptr_array_new_with_free_func((GDestroyNotify) txn_free);
+        g_hash_table_insert(s->calls, g_strdup(c->call_id), c);
+        return c;
+}
+
+Call *sim_find_call(Sim *s, const char *call_id) {
+        return call_id ? g_hash_table_lookup(s->calls, call_id) : NULL;
 }
 
 static gboolean call_on_reap(gpointer userdata) {
@@ -171,7 +141,7 @@ static gboolean call_on_reap(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
-static void call_end(Call *c, const char *cause) {
+void call_end(Call *c, const char *cause) {
         json_object *ev;
 
         if (c->state == CALL_ENDED)
@@ -180,6 +150,7 @@ static void call_end(Call *c, const char *cause) {
         if (c->timer)
                 g_source_remove(c->timer);
         c->timer = 0;
+        uac_call_cleanup(c);
         c->media = media_free(c->media);
         log_info("Call %s to %s ended: %s", c->call_id, c->number, cause);
 
@@ -191,57 +162,61 @@ static void call_end(Call *c, const char *cause) {
         c->reap_timer = g_timeout_add_seconds(CALL_LINGER_SECONDS, call_on_reap, c);
 }
 
-static void call_send_bye(Call *c) {
+Conn *sim_newest_conn(Sim *s) {
+        for (GList *l = s->conns; l; l = l->next) {
+                Conn *conn = l->data;
+
+                if (!conn->closed)
+                        return conn;
+        }
+        return NULL;
+}
+
+Conn *sim_find_conn(Sim *s, unsigned id) {
+        for (GList *l = s->conns; l; l = l->next) {
+                Conn *conn = l->data;
+
+                if (conn->id == id && !conn->closed)
+                        return conn;
+        }
+        return NULL;
+}
+
+Conn *call_pick_conn(Call *c) {
         Sim *s = c->sim;
         Conn *conn = c->contact_host ? g_hash_table_lookup(s->hosts, c->contact_host) : NULL;
-        g_autofree char *branch = sip_random_token(12), *text = NULL;
-        json_object *ev;
 
         /* Route to the newest socket that used the client's Contact host (the SDK reconnects
          * and keeps its dialogs); else the INVITE's socket; else, since a reconnected SDK sends
          * nothing until it has a request of its own, the newest open socket. */
         if (!conn || conn->closed)
                 conn = c->conn;
-        if (!conn && s->conns)
-                conn = s->conns->data;
-        if (!c->remote_target) {
-                log_warning("Call %s: no Contact from the client, cannot send BYE.", c->call_id);
-                call_end(c, "bye-from-gateway");
+        if (!conn)
+                conn = sim_newest_conn(s);
+        return conn;
+}
+
+/* The sim sends while the client's last SDP wants to receive (hold: sendonly/inactive stop it). */
+void call_update_sending(Call *c) {
+        bool send = !c->remote_direction || strcmp(c->remote_direction, "sendrecv") == 0 ||
+                    strcmp(c->remote_direction, "recvonly") == 0;
+        json_object *ev;
+
+        if (!c->media)
                 return;
-        }
-
-        c->local_cseq++;
-        text = g_strdup_printf("BYE %s SIP/2.0\r\n"
-                               "Via: SIP/2.0/%s " SIM_NAME ".invalid;branch=z9hG4bK%s\r\n"
-                               "Max-Forwards: 70\r\n"
-                               "To: %s\r\n"
-                               "From: %s;tag=%s\r\n"
-                               "Call-ID: %s\r\n"
-                               "CSeq: %u BYE\r\n"
-                               "User-Agent: " SIM_NAME "/" BWCALL_VERSION "\r\n"
-                               "Content-Length: 0\r\n"
-                               "\r\n",
-                               c->remote_target, conn && conn->secure ? "WSS" : "WS", branch,
-                               sipmsg_header(c->invite, "From"), sipmsg_header(c->invite, "To"),
-                               c->local_tag, sipmsg_header(c->invite, "Call-ID"), c->local_cseq);
-        conn_send(conn, text);
-
-        ev = event_new("request-sent");
+        media_set_sending(c->media, send);
+        ev = event_new("media-sending");
         event_add_call(ev, c->call_id, c->number);
-        event_add_string(ev, "method", "BYE");
-        event_add_int(ev, "cseq", c->local_cseq);
-        event_add_string(ev, "request_uri", c->remote_target);
-        event_add_int(ev, "conn", conn ? conn->id : 0);
+        event_add_bool(ev, "sending", send && c->mode != MEDIA_SILENT);
+        event_add_string(ev, "remote_direction", c->remote_direction ? c->remote_direction : "sendrecv");
         event_emit(ev);
-
-        call_end(c, "bye-from-gateway");
 }
 
 static gboolean call_on_hangup_timer(gpointer userdata) {
         Call *c = userdata;
 
         c->timer = 0;
-        call_send_bye(c);
+        uac_send_bye(c, "hangup");
         return G_SOURCE_REMOVE;
 }
 
@@ -252,6 +227,7 @@ static void call_try_answer(Call *c) {
                 return;
         call_respond_invite(c, 200, c->local_sdp);
         c->state = CALL_CONFIRMED;
+        c->answered = true;
         c->direction = "sendrecv";
         log_info("Call %s to %s answered.", c->call_id, c->number);
 
@@ -272,21 +248,33 @@ static gboolean call_on_wait_over(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
-static void call_on_answer_ready(Media *m, const char *sdp, int error, const char *message, void *userdata) {
+static void call_emit_media_failed(Call *c, const char *message) {
+        json_object *ev = event_new("media-failed");
+
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "message", message);
+        event_emit(ev);
+}
+
+static void call_on_sdp_ready(Media *m, const char *sdp, int error, const char *message, void *userdata) {
         Call *c = userdata;
 
         if (c->state == CALL_ENDED)
                 return;
         if (error < 0) {
-                json_object *ev = event_new("media-failed");
-
-                event_add_call(ev, c->call_id, c->number);
-                event_add_string(ev, "message", message);
-                event_emit(ev);
-                call_reject(c, 500, NULL);
+                call_emit_media_failed(c, message);
+                if (c->outbound)
+                        call_end(c, "media-failed");
+                else
+                        call_reject(c, 500, NULL);
                 return;
         }
         c->local_sdp = g_strdup(sdp);
+        c->direction = "sendrecv";
+        if (c->outbound) {
+                uac_send_invite(c);
+                return;
+        }
         if (c->script == SCRIPT_EARLY_MEDIA && !c->early_sent) {
                 c->early_sent = true;
                 call_respond_invite(c, 183, c->local_sdp);
@@ -337,34 +325,39 @@ static void call_on_dtmf(Media *m, const char *digit, void *userdata) {
         call_emit_dtmf(userdata, digit, "rfc4733");
 }
 
-static void call_on_media_failed(Media *m, const char *message, void *userdata) {
+static void call_on_dtmf_sent(Media *m, const char *digit, void *userdata) {
         Call *c = userdata;
-        json_object *ev = event_new("media-failed");
+        json_object *ev = event_new("dtmf-sent");
 
-        log_warning("Call %s: media failed: %s", c->call_id, message);
         event_add_call(ev, c->call_id, c->number);
-        event_add_string(ev, "message", message);
+        event_add_string(ev, "digit", digit);
+        event_add_string(ev, "method", "rfc4733");
         event_emit(ev);
 }
 
+static void call_on_media_failed(Media *m, const char *message, void *userdata) {
+        Call *c = userdata;
+
+        log_warning("Call %s: media failed: %s", c->call_id, message);
+        call_emit_media_failed(c, message);
+}
+
 static const MediaCallbacks call_media_callbacks = {
-        .answer_ready = call_on_answer_ready,
+        .sdp_ready = call_on_sdp_ready,
         .connected = call_on_media_connected,
         .frequency = call_on_frequency,
         .first_audio = call_on_first_audio,
         .dtmf = call_on_dtmf,
+        .dtmf_sent = call_on_dtmf_sent,
         .failed = call_on_media_failed,
 };
 
-static void call_start_media(Call *c, MediaMode mode) {
-        int r;
-
-        r = media_new_answer(c->invite->body, mode, TONE_HZ, c->sim->ice_address, &call_media_callbacks, c,
-                             &c->media);
-        if (r < 0) {
-                log_warning_errno(r, "Call %s: cannot start media: %m", c->call_id);
-                call_reject(c, r == -EPROTONOSUPPORT || r == -EBADMSG ? 488 : 500, NULL);
-        }
+int call_start_media(Call *c, bool offer) {
+        if (offer)
+                return media_new_offer(c->mode, c->codec, TONE_HZ, c->sim->ice_address, &call_media_callbacks,
+                                       c, &c->media);
+        return media_new_answer(c->invite->body, c->mode, c->codec, TONE_HZ, c->sim->ice_address,
+                                &call_media_callbacks, c, &c->media);
 }
 
 /* The number plan; see --help and README.md. */
@@ -395,6 +388,19 @@ static CallScript number_plan(const char *user, int *ret_code) {
                 return SCRIPT_EARLY_MEDIA;
         case 1004:
                 return SCRIPT_ANSWER_HANGUP;
+        case 1005:
+                return SCRIPT_ANSWER_PCMU;
+        case 1006:
+                return SCRIPT_ANSWER_PCMA;
+        case 1007:
+                return SCRIPT_REINVITE_491;
+        case 1008:
+                return SCRIPT_REINVITE_488;
+        case 1009:
+                return SCRIPT_SILENT;
+        case 1010:
+                *ret_code = 302;
+                return SCRIPT_REDIRECT;
         default:
                 if (n >= 400 && n <= 699)
                         *ret_code = n;
@@ -402,17 +408,55 @@ static CallScript number_plan(const char *user, int *ret_code) {
         }
 }
 
+int sim_number_outcome(const char *user) {
+        int code = 404;
+
+        switch (number_plan(user, &code)) {
+        case SCRIPT_REJECT:
+                return code;
+        case SCRIPT_RING_FOREVER:
+                return 480; /* nobody answers */
+        default:
+                return 200; /* answers (a redirect is followed to +15550001000, which answers) */
+        }
+}
+
 static void call_start(Call *c, int reject_code) {
         Sim *s = c->sim;
         int r;
 
-        if (c->script == SCRIPT_REJECT) {
+        c->mode = MEDIA_TONE;
+        c->codec = MEDIA_CODEC_OPUS;
+        switch (c->script) {
+        case SCRIPT_REJECT:
                 call_reject(c, reject_code, NULL);
                 return;
+        case SCRIPT_REDIRECT: {
+                g_autofree char *contact =
+                        g_strdup_printf("Contact: <sip:" REDIRECT_TARGET "@%s>\r\n", s->domain);
+
+                call_reject(c, 302, contact);
+                return;
         }
-        r = media_check_offer(c->invite->body_len > 0 ? c->invite->body : NULL);
+        case SCRIPT_ECHO:
+                c->mode = MEDIA_ECHO;
+                break;
+        case SCRIPT_SILENT:
+                c->mode = MEDIA_SILENT;
+                break;
+        case SCRIPT_ANSWER_PCMU:
+                c->codec = MEDIA_CODEC_PCMU;
+                break;
+        case SCRIPT_ANSWER_PCMA:
+                c->codec = MEDIA_CODEC_PCMA;
+                break;
+        default:
+                break;
+        }
+        r = media_check_offer(c->invite->body_len > 0 ? c->invite->body : NULL, c->codec);
         if (r < 0) {
-                log_warning_errno(r, "Call %s: unusable SDP offer: %m", c->call_id);
+                log_warning_errno(r, "Call %s: unusable SDP offer for %s: %m", c->call_id,
+                                  media_codec_name(c->codec));
                 call_reject(c, 488, NULL);
                 return;
         }
@@ -422,26 +466,22 @@ static void call_start(Call *c, int reject_code) {
                 call_respond_invite(c, 180, NULL);
                 c->state = CALL_EARLY;
                 c->timer = g_timeout_add(s->ring_ms, call_on_wait_over, c);
-                call_start_media(c, MEDIA_TONE);
-                break;
-        case SCRIPT_ECHO:
-                c->may_answer = true;
-                call_start_media(c, MEDIA_ECHO);
                 break;
         case SCRIPT_RING_FOREVER:
                 call_respond_invite(c, 180, NULL);
                 c->state = CALL_EARLY;
-                break;
+                return; /* no media */
         case SCRIPT_EARLY_MEDIA:
-                /* 183 goes out with the SDP once it is ready (call_on_answer_ready). */
-                call_start_media(c, MEDIA_TONE);
+                /* 183 goes out with the SDP once it is ready (call_on_sdp_ready). */
                 break;
-        case SCRIPT_ANSWER_HANGUP:
+        default:
                 c->may_answer = true;
-                call_start_media(c, MEDIA_TONE);
                 break;
-        case SCRIPT_REJECT:
-                break;
+        }
+        r = call_start_media(c, false);
+        if (r < 0) {
+                log_warning_errno(r, "Call %s: cannot start media: %m", c->call_id);
+                call_reject(c, r == -EPROTONOSUPPORT || r == -EBADMSG ? 488 : 500, NULL);
         }
 }
 
@@ -461,8 +501,15 @@ static json_object *request_event(Conn *conn, const SipMsg *m, const char *numbe
         event_add_string(ev, "request_uri", m->request_uri);
         event_add_int(ev, "conn", conn->id);
         json_object_object_add(ev, "headers", sipmsg_headers_json(m));
-        if (m->body_len > 0)
+        if (m->body_len > 0) {
                 event_add_string(ev, "body", m->body);
+                if (strcmp(m->method, "INVITE") == 0) {
+                        const char *dir = media_sdp_direction(m->body);
+
+                        if (dir)
+                                event_add_string(ev, "direction", dir);
+                }
+        }
         return ev;
 }
 
@@ -479,7 +526,8 @@ static void sip_handle_initial_invite(Conn *conn, SipMsg *m) {
         if (c) {
                 ev = request_event(conn, m, c->number);
                 event_emit(ev);
-                if (c->invite->cseq == m->cseq && g_strcmp0(c->invite->via_branch, m->via_branch) == 0)
+                if (c->invite && c->invite->cseq == m->cseq &&
+                    g_strcmp0(c->invite->via_branch, m->via_branch) == 0)
                         log_debug("Ignoring retransmitted INVITE for %s.", m->call_id);
                 else
                         sim_respond(s, conn, m, 482, NULL, NULL, NULL, c->number);
@@ -496,17 +544,13 @@ static void sip_handle_initial_invite(Conn *conn, SipMsg *m) {
                 event_add_string(ev, "token_jti", jti);
         event_emit(ev);
 
-        c = g_new0(Call, 1);
-        c->sim = s;
-        c->call_id = g_strdup(m->call_id);
-        c->number = g_strdup(m->ruri_user ? m->ruri_user : "");
-        c->conn = conn;
-        c->local_tag = sip_random_token(TAG_LEN);
+        c = call_new(s, m->call_id, m->ruri_user, conn);
+        c->local_id = g_strdup(sipmsg_header(m, "To"));
+        c->remote_id = g_strdup(sipmsg_header(m, "From"));
         c->remote_target = g_strdup(m->contact_uri);
         c->contact_host = g_strdup(m->contact_host);
-        c->local_cseq = (uint32_t) g_random_int_range(1, 10000);
+        c->remote_direction = m->body_len > 0 ? media_sdp_direction(m->body) : NULL;
         c->invite = m;
-        g_hash_table_insert(s->calls, g_strdup(c->call_id), c);
         log_info("INVITE %s for %s on conn %u (%s)", c->call_id, c->number, conn->id,
                  authorized ? "authorized" : auth_error);
 
@@ -537,27 +581,42 @@ static void sip_handle_cancel(Conn *conn, SipMsg *m, Call *c) {
 
 static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
         g_autofree char *contact = NULL, *sdp = NULL;
-        const char *dir = NULL;
+        const char *offer_dir = NULL, *dir;
 
-        if (c->state != CALL_CONFIRMED || !c->local_sdp) {
+        /* Before our 200 (or while our own re-INVITE waits for its answer: glare) → 491. */
+        if (c->state != CALL_CONFIRMED || !c->local_sdp || c->reinvite_txn) {
                 sim_respond(conn->sim, conn, m, 491, c->local_tag, NULL, NULL, c->number);
                 return;
         }
-        /* Mirror the offer's direction (hold: sendonly → recvonly); the media pipeline itself is
-         * not renegotiated, which is enough for hold/unhold tests. */
-        if (m->body_len > 0)
-                sdp = media_sdp_mirror_direction(c->local_sdp, m->body, false, &dir);
-        if (sdp && dir && g_strcmp0(dir, c->direction) != 0) {
-                g_free(sdp);
-                sdp = media_sdp_mirror_direction(c->local_sdp, m->body, true, &dir);
+        c->n_reinvites++;
+        if (c->script == SCRIPT_REINVITE_491 && c->n_reinvites == 1) {
+                sim_respond(conn->sim, conn, m, 491, c->local_tag, NULL, NULL, c->number);
+                return;
         }
-        if (sdp) {
-                g_free(c->local_sdp);
-                c->local_sdp = g_strdup(sdp);
-                c->direction = dir;
+        if (c->script == SCRIPT_REINVITE_488) {
+                sim_respond(conn->sim, conn, m, 488, c->local_tag, NULL, NULL, c->number);
+                return;
+        }
+        /* Mirror the offer's direction (hold: sendonly → recvonly) and make the media follow
+         * (nothing is sent while the client holds); the WebRTC session itself is not
+         * renegotiated, which is enough for hold/unhold. An offerless re-INVITE gets our SDP
+         * as it is. */
+        if (m->body_len > 0)
+                offer_dir = media_sdp_direction(m->body);
+        if (offer_dir) {
+                dir = media_direction_mirror(offer_dir);
+                sdp = media_sdp_with_direction(c->local_sdp, dir, g_strcmp0(dir, c->direction) != 0);
+                if (sdp) {
+                        g_free(c->local_sdp);
+                        c->local_sdp = TAKE_PTR(sdp);
+                        c->direction = dir;
+                }
+                c->remote_direction = offer_dir;
         }
         contact = call_contact_header(c, conn);
         sim_respond(conn->sim, conn, m, 200, c->local_tag, contact, c->local_sdp, c->number);
+        if (offer_dir)
+                call_update_sending(c);
 }
 
 static void sip_handle_info(Conn *conn, SipMsg *m, Call *c) {
@@ -576,12 +635,83 @@ static void sip_handle_info(Conn *conn, SipMsg *m, Call *c) {
         }
 }
 
+/* The user part of a SIP/tel URI in a header value ("<sip:+1555@host;x>", "sip:u@h", "tel:+1"),
+ * or NULL. */
+static char *uri_user(const char *value) {
+        g_autofree char *uri = NULL;
+        const char *lt = strchr(value, '<'), *u;
+        size_t n;
+
+        if (lt) {
+                const char *gt = strchr(lt, '>');
+
+                if (!gt)
+                        return NULL;
+                uri = g_strndup(lt + 1, gt - lt - 1);
+        } else
+                uri = g_strndup(value, strcspn(value, ";"));
+        g_strstrip(uri);
+        if (g_str_has_prefix(uri, "sip:"))
+                u = uri + 4;
+        else if (g_str_has_prefix(uri, "sips:"))
+                u = uri + 5;
+        else if (g_str_has_prefix(uri, "tel:"))
+                u = uri + 4;
+        else
+                return NULL;
+        n = g_str_has_prefix(uri, "tel:") ? strcspn(u, ";?") : strcspn(u, "@;?");
+        if (n == 0 || (!g_str_has_prefix(uri, "tel:") && u[n] != '@'))
+                return NULL;
+        return g_strndup(u, n);
+}
+
+/* REFER from the client: a blind transfer of the far end. 202, then NOTIFYs with the outcome
+ * the number plan gives the target (gateway-protocol.md §8). */
+static void sip_handle_refer(Conn *conn, SipMsg *m, Call *c) {
+        g_autofree char *contact = NULL, *user = NULL, *frag = NULL;
+        const char *refer_to = sipmsg_header(m, "Refer-To");
+        json_object *ev;
+        int status;
+
+        if (!refer_to)
+                refer_to = sipmsg_header(m, "r");
+        if (c->state != CALL_CONFIRMED || (c->transfer && !c->transfer->final_sent)) {
+                sim_respond(conn->sim, conn, m, 491, c->local_tag, NULL, NULL, c->number);
+                return;
+        }
+        if (!refer_to || !(user = uri_user(refer_to))) {
+                sim_respond(conn->sim, conn, m, 400, c->local_tag, NULL, NULL, c->number);
+                return;
+        }
+        contact = call_contact_header(c, conn);
+        sim_respond(conn->sim, conn, m, 202, c->local_tag, contact, NULL, c->number);
+
+        status = sim_number_outcome(user);
+        frag = g_strdup_printf("SIP/2.0 %d %s", status, sip_reason_phrase(status));
+        log_info("Call %s: REFER to %s → %s", c->call_id, user, frag);
+        ev = event_new("transfer");
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "target", user);
+        event_add_string(ev, "refer_to", refer_to);
+        event_add_int(ev, "cseq", m->cseq);
+        event_add_int(ev, "outcome", status);
+        event_add_string(ev, "sipfrag", frag);
+        event_emit(ev);
+
+        uac_start_transfer_notify(c, m->cseq, status);
+}
+
 static void sip_handle_request(Conn *conn, SipMsg *m) {
         Sim *s = conn->sim;
+        const char *host = m->contact_host ? m->contact_host : m->via_host;
         Call *c;
 
         sim_note_host(s, m->via_host, conn);
         sim_note_host(s, m->contact_host, conn);
+        if (host && *host) {
+                g_free(conn->client_host);
+                conn->client_host = g_strdup(host);
+        }
 
         if (strcmp(m->method, "INVITE") == 0 && !m->to_tag) {
                 sip_handle_initial_invite(conn, m);
@@ -610,30 +740,22 @@ static void sip_handle_request(Conn *conn, SipMsg *m) {
                 sim_respond(s, conn, m, 481, NULL, NULL, NULL, c ? c->number : NULL);
         else if (strcmp(m->method, "BYE") == 0) {
                 sim_respond(s, conn, m, 200, c->local_tag, NULL, NULL, c->number);
-                if (!c->final_sent)
+                if (!c->outbound && !c->final_sent)
                         call_respond_invite(c, 487, NULL);
                 call_end(c, "bye-from-client");
         } else if (strcmp(m->method, "INVITE") == 0)
                 sip_handle_reinvite(conn, m, c);
         else if (strcmp(m->method, "INFO") == 0)
                 sip_handle_info(conn, m, c);
+        else if (strcmp(m->method, "REFER") == 0)
+                sip_handle_refer(conn, m, c);
+        else if (strcmp(m->method, "NOTIFY") == 0)
+                /* The client reporting on a REFER we sent (sipfrag); the request event has it. */
+                sim_respond(s, conn, m, 200, c->local_tag, NULL, NULL, c->number);
         else if (strcmp(m->method, "OPTIONS") == 0)
                 sim_respond(s, conn, m, 200, c->local_tag, "Accept: application/sdp\r\n", NULL, c->number);
         else
                 sim_respond(s, conn, m, 405, c->local_tag, NULL, NULL, c->number);
-        sipmsg_free(m);
-}
-
-static void sip_handle_response(Conn *conn, SipMsg *m) {
-        Call *c = g_hash_table_lookup(conn->sim->calls, m->call_id);
-        json_object *ev = event_new("response-received");
-
-        event_add_call(ev, m->call_id, c ? c->number : NULL);
-        event_add_int(ev, "status", m->status);
-        event_add_string(ev, "method", m->cseq_method);
-        event_add_int(ev, "cseq", m->cseq);
-        event_add_int(ev, "conn", conn->id);
-        event_emit(ev);
         sipmsg_free(m);
 }
 
@@ -662,6 +784,7 @@ static void conn_free(Conn *c) {
         g_signal_handlers_disconnect_by_data(c->ws, c);
         g_object_unref(c->ws);
         g_free(c->peer);
+        g_free(c->client_host);
         g_free(c);
 }
 
@@ -712,7 +835,7 @@ static void conn_on_message(SoupWebsocketConnection *ws, gint type, GBytes *mess
         if (m->is_request)
                 sip_handle_request(c, m);
         else
-                sip_handle_response(c, m);
+                uac_handle_response(c, m);
 }
 
 static gboolean host_is_conn(gpointer key, gpointer value, gpointer userdata) {

@@ -14,9 +14,10 @@
 #include "macro.h"
 
 #define SIM_NAME "bwgw-sim"
-#define SIM_ALLOW "INVITE,ACK,CANCEL,BYE,OPTIONS,INFO"
+#define SIM_ALLOW "INVITE,ACK,CANCEL,BYE,OPTIONS,INFO,REFER,NOTIFY"
 #define SIM_TOKEN_PATH "/api/v1/oauth2/token"
 #define SIM_SCOPE "voice.webrtc"
+#define SIM_DEFAULT_DOMAIN "gw.webrtc-app.bandwidth.com"
 
 typedef struct Call Call;
 typedef struct Conn Conn;
@@ -37,6 +38,7 @@ typedef struct Sim {
         bool pong;
         bool require_auth;
         unsigned ring_ms, answer_delay_ms, hangup_ms;
+        char *domain; /* SIP domain of the gateway's own URIs (--domain) */
 
         /* OAuth: per-process HMAC key and the tokens minted with it. */
         uint8_t jwt_key[32];
@@ -76,3 +78,6 @@ int token_check_authorization(Sim *s, const char *value, char **ret_jti, const c
 /* sim-sip.c: SIP over WebSocket. */
 void sip_setup(Sim *s);
 void sip_shutdown(Sim *s);
+
+/* sim-control.c: POST /control/<action> on both ports. */
+void control_setup(Sim *s);

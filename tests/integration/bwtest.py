@@ -347,6 +347,19 @@ LingerMSec=3000
             raise TestFailure(f"recording failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
         return lines
 
+    def control(self, action, **params):
+        """Asks bwgw-sim to act (call us, hold, send DTMF, ...): POST /control/<action>."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+        base = self.urls["ws"].replace("ws://", "http://").rstrip("/")
+        url = f"{base}/control/{action}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10 * SLOW) as r:
+                return json.loads(r.read().decode())
+        except urllib.error.HTTPError as e:
+            raise TestFailure(f"control {action} {params}: HTTP {e.code} {e.read().decode()[:200]}")
+
     # -- the CLI (the product's own client) -------------------------------------------
     def bwcall(self, *args, check=True, input=None):
         r = subprocess.run([BWCALL, *args], env=self.env, capture_output=True, text=True, input=input,
@@ -383,8 +396,29 @@ LingerMSec=3000
                 seen.append(x["args"]["new"])
         return seen
 
-    def wait_event(self, pred, timeout, what):
-        return self.events.wait_for(lambda it: first(it, pred), timeout, what)
+    def wait_event(self, pred, timeout, what, after=0):
+        return self.events.wait_for(lambda it: first(it[after:], pred), timeout, what)
+
+    def wait_signal(self, signal, path=None, timeout=15, after=0, **args):
+        """Waits for a D-Bus signal seen by the monitor (optionally on path, with these args)."""
+        def match(x):
+            return (x.get("signal") == signal and (path is None or x.get("path") == path)
+                    and all(x.get("args", {}).get(k) == v for k, v in args.items()))
+        return self.monitor_lines.wait_for(lambda it: first(it[after:], match), timeout,
+                                           f"signal {signal} {args} on {path}")
+
+    def heard(self, hz, after=0, blocks=2, timeout=15, tolerance=15):
+        """Waits until the gateway reported `blocks` 1-s blocks near hz after event index `after`."""
+        def pred(items):
+            got = [e for e in items[after:] if e.get("event") == "frequency" and near(e.get("hz"), hz, tolerance)]
+            return got if len(got) >= blocks else None
+        return self.events.wait_for(pred, timeout, f"the gateway to hear {hz} Hz")
+
+    def heard_silence(self, after=0, blocks=1, timeout=15):
+        def pred(items):
+            got = [e for e in items[after:] if e.get("event") == "frequency" and e.get("dbfs", 0) < -50]
+            return got if len(got) >= blocks else None
+        return self.events.wait_for(pred, timeout, "the gateway to hear silence")
 
     def call_property(self, path, prop):
         r = self.bwcall("calls", "--json")

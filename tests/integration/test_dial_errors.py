@@ -2,6 +2,7 @@
 """Dial() with bad input and in bad conditions: clear errors, and the daemon keeps serving.
 
 Usage: test_dial_errors.py CASE, CASE one of: invalid-number, not-connected, connect-first."""
+import json
 import os
 import socket
 import subprocess
@@ -67,7 +68,17 @@ def case_not_connected(env):
                                                 and x["args"].get("cause") == "disconnected"),
                                10, "LoginStateChanged(false, disconnected)")
     r = env.bwcall("status", "--json")
-    check('"disconnected"' in r.stdout, f"State disconnected: {r.stdout.strip()}")
+    check(json.loads(r.stdout)["State"] == "reconnecting", f"State reconnecting: {r.stdout.strip()}")
+    # It keeps trying in the background with the SDK's back-off (2 s, then 2–4 s, ...): the
+    # next failed attempt comes after a back-off, not at once.
+    mark = len(env.monitor_lines.snapshot())
+    failures = [x for x in env.monitor_lines.snapshot() if x.get("signal") == "LoginStateChanged"
+                and x["args"].get("cause") == "disconnected"]
+    nxt = env.monitor_lines.wait_for(lambda it: first(it[mark:], lambda x: x.get("signal") == "LoginStateChanged"
+                                                      and x["args"].get("cause") == "disconnected"),
+                                     10, "another connection attempt in the background")
+    gap = nxt["time"] - failures[-1]["time"]
+    check(1.5 <= gap <= 9, f"retried after a back-off of {gap:.1f} s")
     still_serving(env)
 
 

@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "sim-sip.h"
+
+/* The control endpoint: POST /control/<action>?k=v&... (parameters in the query string or an
+ * application/x-www-form-urlencoded body) on the plain and the TLS port, so tests can make the
+ * gateway act: call the client, cancel, hang up, hold/resume, send DTMF, REFER, OPTIONS. Every
+ * reply is JSON: 200 {"ok":true,...}, or 4xx/5xx {"error":"..."} (400 bad request, 404 unknown
+ * action/call/conn, 405 not POST, 409 the call is not in a state for that, 500 media could not
+ * start). Everything here is input from a test; none of it may crash the sim. */
+
+#define CONTROL_PATH "/control"
+
+typedef struct Control {
+        Sim *s;
+        GHashTable *params; /* name → value, not owned */
+        json_object *reply;
+        const char *error;
+        const char *call_id;
+        char *error_buf;
+} Control;
+
+static bool chars_ok(const char *s, const char *extra, size_t max) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > max)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!g_ascii_isalnum(*p) && !strchr(extra, *p))
+                        return false;
+        return true;
+}
+
+/* A SIP user part we put into URIs: E.164 numbers and plain account names, nothing that could
+ * end a URI or a header. */
+static bool user_ok(const char *s) {
+        return chars_ok(s, "+._~-", 64);
+}
+
+static bool host_ok(const char *s) {
+        return chars_ok(s, ".-", 253);
+}
+
+static int param_uint(Control *ctl, const char *name, unsigned min, unsigned max, unsigned *ret) {
+        const char *v = g_hash_table_lookup(ctl->params, name);
+        guint64 n;
+        char *end = NULL;
+
+        if (!v)
+                return 0;
+        n = g_ascii_strtoull(v, &end, 10);
+        if (!*v || !end || *end || n < min || n > max) {
+                ctl->error = ctl->error_buf =
+                        g_strdup_printf("%s must be a number from %u to %u", name, min, max);
+                return -EINVAL;
+        }
+        *ret = (unsigned) n;
+        return 1;
+}
+
+static int check_params(Control *ctl, const char *const *allowed) {
+        GHashTableIter it;
+        gpointer k;
+
+        g_hash_table_iter_init(&it, ctl->params);
+        while (g_hash_table_iter_next(&it, &k, NULL)) {
+                bool ok = false;
+
+                for (const char *const *a = allowed; *a && !ok; a++)
+                        ok = strcmp(*a, k) == 0;
+                if (!ok) {
+                        ctl->error = ctl->error_buf = g_strdup_printf("unknown parameter '%s'", (const char *) k);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static const char *param(Control *ctl, const char *name) {
+        return g_hash_table_lookup(ctl->params, name);
+}
+
+static int require_user(Control *ctl, const char *name, const char **ret) {
+        const char *v = param(ctl, name);
+
+        if (!v) {
+                ctl->error = ctl->error_buf = g_strdup_printf("%s= is required", name);
+                return -EINVAL;
+        }
+        if (!user_ok(v)) {
+                ctl->error = ctl->error_buf =
+                        g_strdup_printf("%s must be an E.164 number or a SIP user ([A-Za-z0-9+._~-], up to 64)", name);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+static int lookup_call(Control *ctl, Call **ret) {
+        const char *id = param(ctl, "call_id");
+        Call *c;
+
+        if (!id || !*id) {
+                ctl->error = "call_id= is required";
+                return -EINVAL;
+        }
+        ctl->call_id = id;
+        c = sim_find_call(ctl->s, id);
+        if (!c) {
+                ctl->error = "unknown call_id";
+                return -ENOENT;
+        }
+        *ret = c;
+        return 0;
+}
+
+static void reply_call(Control *ctl, const Call *c) {
+        json_object_object_add(ctl->reply, "call_id", json_object_new_string(c->call_id));
+}
+
+static int action_call(Control *ctl) {
+        static const char *const allowed[] = { "to", "from", "conn", "host", "codec", "media", NULL };
+        UacCallParams p = { .codec = MEDIA_CODEC_OPUS, .mode = MEDIA_TONE };
+        const char *codec = param(ctl, "codec"), *media = param(ctl, "media");
+        Call *c = NULL;
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0 || (r = require_user(ctl, "to", &p.to)) < 0 ||
+            (r = require_user(ctl, "from", &p.from)) < 0 || (r = param_uint(ctl, "conn", 1, G_MAXINT, &p.conn_id)) < 0)
+                return r;
+        p.host = param(ctl, "host");
+        if (p.host && !host_ok(p.host)) {
+                ctl->error = "host must be a DNS name ([A-Za-z0-9.-])";
+                return -EINVAL;
+        }
+        if (codec && media_codec_from_string(codec, &p.codec) < 0) {
+                ctl->error = "codec must be opus, pcmu or pcma";
+                return -EINVAL;
+        }
+        if (media) {
+                if (g_ascii_strcasecmp(media, "tone") == 0)
+                        p.mode = MEDIA_TONE;
+                else if (g_ascii_strcasecmp(media, "echo") == 0)
+                        p.mode = MEDIA_ECHO;
+                else if (g_ascii_strcasecmp(media, "silent") == 0)
+                        p.mode = MEDIA_SILENT;
+                else {
+                        ctl->error = "media must be tone, echo or silent";
+                        return -EINVAL;
+                }
+        }
+        r = uac_call(ctl->s, &p, &c, &ctl->error);
+        if (r < 0)
+                return r;
+        ctl->call_id = c->call_id;
+        reply_call(ctl, c);
+        json_object_object_add(ctl->reply, "conn", json_object_new_int64(c->conn->id));
+        json_object_object_add(ctl->reply, "request_uri", json_object_new_string(c->remote_target));
+        json_object_object_add(ctl->reply, "contact_host_learned",
+                               json_object_new_boolean(p.host || c->conn->client_host));
+        return 0;
+}
+
+static int action_simple(Control *ctl, const char *action) {
+        static const char *const allowed[] = { "call_id", NULL };
+        Call *c = NULL;
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0 || (r = lookup_call(ctl, &c)) < 0)
+                return r;
+        if (strcmp(action, "cancel") == 0)
+                r = uac_cancel(c, &ctl->error);
+        else if (strcmp(action, "bye") == 0)
+                r = uac_bye(c, &ctl->error);
+        else
+                r = uac_hold(c, strcmp(action, "hold") == 0, &ctl->error);
+        if (r < 0)
+                return r;
+        reply_call(ctl, c);
+        return 0;
+}
+
+static int action_dtmf(Control *ctl) {
+        static const char *const allowed[] = { "call_id", "digits", "method", "duration", NULL };
+        const char *method = param(ctl, "method"), *digits = param(ctl, "digits");
+        g_autofree char *upper = NULL;
+        unsigned duration = DTMF_DEFAULT_MS;
+        bool info;
+        Call *c = NULL;
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0 || (r = param_uint(ctl, "duration", 40, 6000, &duration)) < 0)
+                return r;
+        if (!digits || !chars_ok(digits, "*#", 64) || strspn(digits, "0123456789*#ABCDabcd") != strlen(digits)) {
+                ctl->error = "digits= is required: 1 to 64 of 0-9 * # A-D (# is %23 in a URL)";
+                return -EINVAL;
+        }
+        if (!method || strcmp(method, "rfc4733") == 0)
+                info = false;
+        else if (strcmp(method, "info") == 0)
+                info = true;
+        else {
+                ctl->error = "method must be rfc4733 or info";
+                return -EINVAL;
+        }
+        if ((r = lookup_call(ctl, &c)) < 0)
+                return r;
+        upper = g_ascii_strup(digits, -1);
+        r = uac_dtmf(c, upper, info, duration, &ctl->error);
+        if (r < 0)
+                return r;
+        reply_call(ctl, c);
+        json_object_object_add(ctl->reply, "digits", json_object_new_string(upper));
+        json_object_object_add(ctl->reply, "method", json_object_new_string(info ? "info" : "rfc4733"));
+        return 0;
+}
+
+static int action_refer(Control *ctl) {
+        static const char *const allowed[] = { "call_id", "target", NULL };
+        const char *target = NULL;
+        Call *c = NULL;
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0 || (r = require_user(ctl, "target", &target)) < 0 ||
+            (r = lookup_call(ctl, &c)) < 0)
+                return r;
+        r = uac_refer(c, target, &ctl->error);
+        if (r < 0)
+                return r;
+        reply_call(ctl, c);
+        return 0;
+}
+
+static int action_options(Control *ctl) {
+        static const char *const allowed[] = { "call_id", "to", "conn", NULL };
+        g_autofree char *call_id = NULL;
+        const char *to = NULL;
+        unsigned conn_id = 0;
+        Call *c = NULL;
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0 || (r = param_uint(ctl, "conn", 1, G_MAXINT, &conn_id)) < 0)
+                return r;
+        if (param(ctl, "call_id")) {
+                if ((r = lookup_call(ctl, &c)) < 0)
+                        return r;
+        } else if ((r = require_user(ctl, "to", &to)) < 0)
+                return r;
+        r = uac_options(ctl->s, c, to, conn_id, &call_id, &ctl->error);
+        if (r < 0)
+                return r;
+        json_object_object_add(ctl->reply, "call_id", json_object_new_string(call_id));
+        return 0;
+}
+
+static int action_calls(Control *ctl) {
+        static const char *const allowed[] = { NULL };
+        static const char *const states[] = { "proceeding", "early", "confirmed", "ended" };
+        json_object *a = json_object_new_array();
+        GHashTableIter it;
+        gpointer v;
+        int r;
+
+        json_object_object_add(ctl->reply, "calls", a);
+        if ((r = check_params(ctl, allowed)) < 0)
+                return r;
+        g_hash_table_iter_init(&it, ctl->s->calls);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Call *c = v;
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "call_id", json_object_new_string(c->call_id));
+                json_object_object_add(o, "number", json_object_new_string(c->number));
+                json_object_object_add(o, "outbound", json_object_new_boolean(c->outbound));
+                json_object_object_add(o, "state", json_object_new_string(states[c->state]));
+                json_object_object_add(o, "direction", c->direction ? json_object_new_string(c->direction) : NULL);
+                json_object_object_add(o, "remote_direction",
+                                       c->remote_direction ? json_object_new_string(c->remote_direction) : NULL);
+                json_object_object_add(o, "conn", json_object_new_int64(c->conn ? c->conn->id : 0));
+                json_object_array_add(a, o);
+        }
+        return 0;
+}
+
+static guint control_status(int r) {
+        switch (r) {
+        case 0:
+                return SOUP_STATUS_OK;
+        case -EINVAL:
+                return SOUP_STATUS_BAD_REQUEST;
+        case -ENOENT:
+                return SOUP_STATUS_NOT_FOUND;
+        case -EIO:
+        case -ENODEV:
+                return SOUP_STATUS_INTERNAL_SERVER_ERROR;
+        default:
+                return SOUP_STATUS_CONFLICT;
+        }
+}
+
+static void control_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+                            gpointer userdata) {
+        Control ctl = { .s = userdata };
+        SoupMessageHeaders *req_headers = soup_server_message_get_request_headers(msg);
+        g_autoptr(GHashTable) params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_autoptr(GHashTable) form = NULL;
+        const char *action = path + strlen(CONTROL_PATH), *ctype, *text;
+        json_object *ev;
+        GHashTableIter it;
+        gpointer k, v;
+        guint status;
+        int r;
+
+        if (*action == '/')
+                action++;
+        ctl.reply = json_object_new_object();
+        ctl.params = params;
+
+        /* A form body first, the query string wins. */
+        ctype = soup_message_headers_get_content_type(req_headers, NULL);
+        if (ctype && g_ascii_strcasecmp(ctype, "application/x-www-form-urlencoded") == 0) {
+                g_autoptr(GBytes) body = soup_message_body_flatten(soup_server_message_get_request_body(msg));
+                g_autofree char *b = g_strndup(g_bytes_get_data(body, NULL), g_bytes_get_size(body));
+
+                form = soup_form_decode(b);
+                g_hash_table_iter_init(&it, form);
+                while (g_hash_table_iter_next(&it, &k, &v))
+                        g_hash_table_replace(params, g_strdup(k), g_strdup(v));
+        }
+        if (query) {
+                g_hash_table_iter_init(&it, query);
+                while (g_hash_table_iter_next(&it, &k, &v))
+                        g_hash_table_replace(params, g_strdup(k), g_strdup(v ? v : ""));
+        }
+
+        if (strcmp(soup_server_message_get_method(msg), "POST") != 0) {
+                soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow", "POST");
+                ctl.error = "use POST";
+                r = -EPERM;
+                status = SOUP_STATUS_METHOD_NOT_ALLOWED;
+        } else {
+                if (strcmp(action, "call") == 0)
+                        r = action_call(&ctl);
+                else if (strcmp(action, "cancel") == 0 || strcmp(action, "bye") == 0 ||
+                         strcmp(action, "hold") == 0 || strcmp(action, "resume") == 0)
+                        r = action_simple(&ctl, action);
+                else if (strcmp(action, "dtmf") == 0)
+                        r = action_dtmf(&ctl);
+                else if (strcmp(action, "refer") == 0)
+                        r = action_refer(&ctl);
+                else if (strcmp(action, "options") == 0)
+                        r = action_options(&ctl);
+                else if (strcmp(action, "calls") == 0)
+                        r = action_calls(&ctl);
+                else {
+                        ctl.error = "unknown action; one of call, cancel, bye, hold, resume, dtmf, refer, "
+                                    "options, calls";
+                        r = -ENOENT;
+                }
+                status = control_status(r);
+        }
+
+        if (r < 0) {
+                json_object_put(ctl.reply);
+                ctl.reply = json_object_new_object();
+                json_object_object_add(ctl.reply, "error",
+                                       json_object_new_string(ctl.error ? ctl.error : "failed"));
+                log_info("Control %s: %u %s", action, status, ctl.error ? ctl.error : "failed");
+        } else {
+                json_object *ok = json_object_new_boolean(true);
+
+                /* "ok" first, for people reading curl output. */
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "ok", ok);
+                json_object_object_foreach(ctl.reply, key, val)
+                        json_object_object_add(o, key, json_object_get(val));
+                json_object_put(ctl.reply);
+                ctl.reply = o;
+                log_info("Control %s: ok", action);
+        }
+        text = json_object_to_json_string_ext(ctl.reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        soup_server_message_set_status(msg, status, NULL);
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Cache-Control", "no-store");
+        soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, text, strlen(text));
+
+        ev = event_new("control");
+        event_add_string(ev, "action", action);
+        event_add_int(ev, "status", status);
+        if (ctl.call_id)
+                event_add_string(ev, "call_id", ctl.call_id);
+        if (r < 0)
+                event_add_string(ev, "error", ctl.error ? ctl.error : "failed");
+        {
+                json_object *p = json_object_new_object();
+
+                g_hash_table_iter_init(&it, params);
+                while (g_hash_table_iter_next(&it, &k, &v))
+                        json_object_object_add(p, k, json_object_new_string(v));
+                json_object_object_add(ev, "params", p);
+        }
+        event_emit(ev);
+
+        json_object_put(ctl.reply);
+        g_free(ctl.error_buf);
+}
+
+void control_setup(Sim *s) {
+        soup_server_add_handler(s->server, CONTROL_PATH, control_handler, s, NULL);
+}

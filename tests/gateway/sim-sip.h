@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* bwgw-sim internals shared by sim-sip.c (sockets, requests from the client, the number plan),
+ * sim-uac.c (requests the gateway sends: its own calls to the client, BYE, hold, DTMF, REFER,
+ * NOTIFY, OPTIONS) and sim-control.c (the HTTP control endpoint). */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sim-media.h"
+#include "sim-sipmsg.h"
+#include "sim.h"
+
+#define TAG_LEN 10
+#define TONE_HZ 880.0
+#define DTMF_DEFAULT_MS 250
+
+struct Conn {
+        Sim *sim;
+        unsigned id;
+        SoupWebsocketConnection *ws;
+        bool secure; /* came in on the TLS port: our Via says WSS */
+        guint local_port;
+        char *peer;
+        bool closed;
+        /* The Contact (else Via) host of the newest request on this socket: the client's
+         * "xxxx.invalid" host, the host part of gateway INVITEs to it. */
+        char *client_host;
+};
+
+typedef enum CallState {
+        CALL_PROCEEDING, /* INVITE received, 100 sent (or: our INVITE being prepared / sent) */
+        CALL_EARLY,      /* 18x with To tag sent (or received) */
+        CALL_CONFIRMED,  /* 200 sent (or received and ACKed) */
+        CALL_ENDED,
+} CallState;
+
+typedef enum CallScript {
+        SCRIPT_RING_ANSWER,   /* +15550001000: 180, 200 after ring_ms, 880 Hz */
+        SCRIPT_ECHO,          /* +15550001001: 200 at once, echoes the caller */
+        SCRIPT_RING_FOREVER,  /* +15550001002: 180, never answers */
+        SCRIPT_EARLY_MEDIA,   /* +15550001003: 183 + SDP (880 Hz), 200 after answer_delay_ms */
+        SCRIPT_ANSWER_HANGUP, /* +15550001004: 200 (880 Hz), gateway BYE after hangup_ms */
+        SCRIPT_ANSWER_PCMU,   /* +15550001005: 200 choosing PCMU only (880 Hz) */
+        SCRIPT_ANSWER_PCMA,   /* +15550001006: 200 choosing PCMA only (880 Hz) */
+        SCRIPT_REINVITE_491,  /* +15550001007: 200 (880 Hz); 491 to the first re-INVITE */
+        SCRIPT_REINVITE_488,  /* +15550001008: 200 (880 Hz); 488 to every re-INVITE */
+        SCRIPT_SILENT,        /* +15550001009: 200, then no RTP at all */
+        SCRIPT_REDIRECT,      /* +15550001010: 302 to +15550001000 */
+        SCRIPT_REJECT,        /* +1555000XXXX, XXXX in 0400-0699, and everything unknown (404) */
+        SCRIPT_OUTBOUND,      /* the gateway calls the client (POST /control/call) */
+} CallScript;
+
+/* A request the gateway sent in a call (a client transaction, reduced to what matching the
+ * client's responses needs). */
+typedef struct Txn {
+        uint32_t cseq;
+        char *method;
+        char *branch;
+        char *request_uri;
+        const char *action;    /* static: "call", "hold", "resume", "bye", "hangup", "dtmf", ... */
+        const char *direction; /* re-INVITE: the direction we offered */
+        const char *prev_direction;
+        int status;            /* last final status, 0 while none */
+        bool acked;
+        bool final_notify;     /* NOTIFY: the terminating one */
+} Txn;
+
+/* A REFER from the client being reported with NOTIFYs. */
+typedef struct Transfer {
+        uint32_t refer_cseq;
+        int status;
+        char *sipfrag; /* "SIP/2.0 200 OK" */
+        bool final_sent;
+        guint timer;
+} Transfer;
+
+struct Call {
+        Sim *sim;
+        char *call_id;
+        char *number;  /* client's calls: the Request-URI user; gateway calls: the callee (to=) */
+        bool outbound; /* the gateway called the client */
+        CallState state;
+        CallScript script;
+        Conn *conn;     /* socket of the INVITE; NULL once it closed */
+        SipMsg *invite; /* client's calls: its initial INVITE, for our responses */
+        char *local_tag;
+        char *local_id;  /* our identity (From of our requests) without tag */
+        char *remote_id; /* theirs (To of our requests), with their tag once known */
+        char *remote_target; /* the client's Contact URI: R-URI of our in-dialog requests */
+        char *contact_host;
+        uint32_t local_cseq;
+        bool final_sent; /* client's calls: the INVITE has its final response */
+
+        bool may_answer; /* the script's wait before 200 is over */
+        bool early_sent;
+        MediaMode mode;
+        MediaCodec codec;
+        char *local_sdp;              /* the SDP we last sent */
+        const char *direction;        /* its media direction */
+        const char *remote_direction; /* of the client's last SDP (NULL: none yet) */
+        unsigned n_reinvites;         /* re-INVITEs from the client */
+        Media *media;
+        guint timer;
+        guint reap_timer;
+
+        /* Requests the gateway sent. */
+        GPtrArray *txns;   /* Txn, owned */
+        Txn *invite_txn;   /* gateway calls: the initial INVITE (NULL until the offer is ready) */
+        Txn *reinvite_txn; /* our re-INVITE without final response */
+        bool cancelled;    /* gateway calls: CANCEL requested */
+        bool answered;
+        bool answered_sdp; /* gateway calls: the client's SDP answer went to webrtcbin */
+        GString *info_digits; /* DTMF by INFO still to send */
+        guint info_timer;
+        unsigned info_duration_ms;
+        Transfer *transfer;
+};
+
+/* sim-sip.c */
+void conn_send(Conn *conn, const char *text);
+Conn *sim_newest_conn(Sim *s);
+Conn *sim_find_conn(Sim *s, unsigned id);
+Call *sim_find_call(Sim *s, const char *call_id);
+/* Newest socket that used the client's Contact host, else the INVITE's, else the newest. */
+Conn *call_pick_conn(Call *c);
+Call *call_new(Sim *s, const char *call_id, const char *number, Conn *conn);
+void call_end(Call *c, const char *cause);
+void call_update_sending(Call *c);
+int call_start_media(Call *c, bool offer);
+char *call_contact_header(const Call *c, const Conn *conn);
+/* The number plan: what a transfer to this user would end with ("200 OK" for numbers that
+ * answer), as a status code. */
+int sim_number_outcome(const char *user);
+
+/* sim-uac.c */
+Txn *txn_free(Txn *t);
+/* Sends a request in c's dialog (or the dialog being set up). to = the To value (NULL: the
+ * dialog's remote identity); branch NULL = a new one; extra_headers complete lines. Returns the
+ * transaction (owned by c; NULL for ACK). */
+Txn *call_send_request(Call *c, const char *method, const char *request_uri, uint32_t cseq, const char *to,
+                       const char *branch, const char *extra_headers, const char *content_type,
+                       const char *body, const char *action);
+void uac_handle_response(Conn *conn, SipMsg *m);
+void uac_send_invite(Call *c); /* gateway calls: once the offer is ready */
+void uac_send_bye(Call *c, const char *action);
+void uac_start_transfer_notify(Call *c, uint32_t refer_cseq, int status);
+void uac_call_cleanup(Call *c);
+
+/* Control actions (sim-control.c maps them to HTTP). Return 0, or a negative errno with
+ * *ret_error: -EINVAL bad parameter (400), -ENOENT unknown call (404), anything else a state
+ * conflict (409). */
+typedef struct UacCallParams {
+        const char *to, *from, *host;
+        unsigned conn_id; /* 0: newest */
+        MediaCodec codec;
+        MediaMode mode;
+} UacCallParams;
+int uac_call(Sim *s, const UacCallParams *p, Call **ret, const char **ret_error);
+int uac_cancel(Call *c, const char **ret_error);
+int uac_bye(Call *c, const char **ret_error);
+int uac_hold(Call *c, bool hold, const char **ret_error);
+int uac_dtmf(Call *c, const char *digits, bool info, unsigned duration_ms, const char **ret_error);
+int uac_refer(Call *c, const char *target, const char **ret_error);
+/* In the call's dialog, or (c NULL) out of dialog to user "to" on a socket (0: newest). */
+int uac_options(Sim *s, Call *c, const char *to, unsigned conn_id, char **ret_call_id, const char **ret_error);
