@@ -72,7 +72,8 @@ static int check_params(Control *ctl, const char *const *allowed) {
                 for (const char *const *a = allowed; *a && !ok; a++)
                         ok = strcmp(*a, k) == 0;
                 if (!ok) {
-                        ctl->error = ctl->error_buf = g_strdup_printf("unknown parameter '%s'", (const char *) k);
+                        ctl->error = ctl->error_buf =
+                                g_strdup_printf("unknown parameter '%s'", (const char *) k);
                         return -EINVAL;
                 }
         }
@@ -91,8 +92,8 @@ static int require_user(Control *ctl, const char *name, const char **ret) {
                 return -EINVAL;
         }
         if (!user_ok(v)) {
-                ctl->error = ctl->error_buf =
-                        g_strdup_printf("%s must be an E.164 number or a SIP user ([A-Za-z0-9+._~-], up to 64)", name);
+                ctl->error = ctl->error_buf = g_strdup_printf(
+                        "%s must be an E.164 number or a SIP user ([A-Za-z0-9+._~-], up to 64)", name);
                 return -EINVAL;
         }
         *ret = v;
@@ -129,7 +130,8 @@ static int action_call(Control *ctl) {
         int r;
 
         if ((r = check_params(ctl, allowed)) < 0 || (r = require_user(ctl, "to", &p.to)) < 0 ||
-            (r = require_user(ctl, "from", &p.from)) < 0 || (r = param_uint(ctl, "conn", 1, G_MAXINT, &p.conn_id)) < 0)
+            (r = require_user(ctl, "from", &p.from)) < 0 ||
+            (r = param_uint(ctl, "conn", 1, G_MAXINT, &p.conn_id)) < 0)
                 return r;
         p.host = param(ctl, "host");
         if (p.host && !host_ok(p.host)) {
@@ -192,9 +194,11 @@ static int action_dtmf(Control *ctl) {
         Call *c = NULL;
         int r;
 
-        if ((r = check_params(ctl, allowed)) < 0 || (r = param_uint(ctl, "duration", 40, 6000, &duration)) < 0)
+        if ((r = check_params(ctl, allowed)) < 0 ||
+            (r = param_uint(ctl, "duration", 40, 6000, &duration)) < 0)
                 return r;
-        if (!digits || !chars_ok(digits, "*#", 64) || strspn(digits, "0123456789*#ABCDabcd") != strlen(digits)) {
+        if (!digits || !chars_ok(digits, "*#", 64) ||
+            strspn(digits, "0123456789*#ABCDabcd") != strlen(digits)) {
                 ctl->error = "digits= is required: 1 to 64 of 0-9 * # A-D (# is %23 in a URL)";
                 return -EINVAL;
         }
@@ -276,9 +280,11 @@ static int action_calls(Control *ctl) {
                 json_object_object_add(o, "number", json_object_new_string(c->number));
                 json_object_object_add(o, "outbound", json_object_new_boolean(c->outbound));
                 json_object_object_add(o, "state", json_object_new_string(states[c->state]));
-                json_object_object_add(o, "direction", c->direction ? json_object_new_string(c->direction) : NULL);
+                json_object_object_add(o, "direction",
+                                       c->direction ? json_object_new_string(c->direction) : NULL);
                 json_object_object_add(o, "remote_direction",
-                                       c->remote_direction ? json_object_new_string(c->remote_direction) : NULL);
+                                       c->remote_direction ? json_object_new_string(c->remote_direction)
+                                                           : NULL);
                 json_object_object_add(o, "conn", json_object_new_int64(c->conn ? c->conn->id : 0));
                 json_object_array_add(a, o);
         }
@@ -316,13 +322,16 @@ static void control_handler(SoupServer *server, SoupServerMessage *msg, const ch
 
         if (*action == '/')
                 action++;
+        /* "ok" first, for people reading curl output; actions add their fields after it. */
         ctl.reply = json_object_new_object();
+        json_object_object_add(ctl.reply, "ok", json_object_new_boolean(true));
         ctl.params = params;
 
         /* A form body first, the query string wins. */
         ctype = soup_message_headers_get_content_type(req_headers, NULL);
         if (ctype && g_ascii_strcasecmp(ctype, "application/x-www-form-urlencoded") == 0) {
-                g_autoptr(GBytes) body = soup_message_body_flatten(soup_server_message_get_request_body(msg));
+                g_autoptr(GBytes) body =
+                        soup_message_body_flatten(soup_server_message_get_request_body(msg));
                 g_autofree char *b = g_strndup(g_bytes_get_data(body, NULL), g_bytes_get_size(body));
 
                 form = soup_form_decode(b);
@@ -368,23 +377,14 @@ static void control_handler(SoupServer *server, SoupServerMessage *msg, const ch
                 ctl.reply = json_object_new_object();
                 json_object_object_add(ctl.reply, "error",
                                        json_object_new_string(ctl.error ? ctl.error : "failed"));
-                log_info("Control %s: %u %s", action, status, ctl.error ? ctl.error : "failed");
-        } else {
-                json_object *ok = json_object_new_boolean(true);
-
-                /* "ok" first, for people reading curl output. */
-                json_object *o = json_object_new_object();
-
-                json_object_object_add(o, "ok", ok);
-                json_object_object_foreach(ctl.reply, key, val)
-                        json_object_object_add(o, key, json_object_get(val));
-                json_object_put(ctl.reply);
-                ctl.reply = o;
-                log_info("Control %s: ok", action);
-        }
-        text = json_object_to_json_string_ext(ctl.reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+                log_info("Control %.64s: %u %s", action, status, ctl.error ? ctl.error : "failed");
+        } else
+                log_info("Control %.64s: ok", action);
+        text = json_object_to_json_string_ext(ctl.reply,
+                                              JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         soup_server_message_set_status(msg, status, NULL);
-        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Cache-Control", "no-store");
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Cache-Control",
+                                     "no-store");
         soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, text, strlen(text));
 
         ev = event_new("control");

@@ -34,8 +34,9 @@
  * the offer with the caps seen on the sink pad (platform-notes §2). rtpdtmfsrc negotiates its
  * telephone-event caps as soon as it runs, and through rtpdtmfmux they replace the voice caps
  * on that pad: an answer created then lists telephone-event alone (seen with three calls
- * starting at once). Hence the valve on the DTMF branch, shut until the first digit. The valve forwards sticky events while it
- * drops buffers, so this holds for the silent party too. The answer is created, telephone-event
+ * starting at once). Hence the valve on the DTMF branch, shut until the first digit. The voice
+ * valve forwards sticky events while it drops buffers, so the wait also ends for the silent
+ * party. The answer is created, telephone-event
  * at the send codec's clock rate is added to it by hand (webrtcbin 1.22 drops it, platform-notes
  * §2), set as local description, and only delivered once ICE gathering is complete, when
  * local-description carries every candidate (non-trickle, platform-notes §1).
@@ -344,8 +345,8 @@ static void sdp_bump_version(GstSDPMessage *sdp) {
         const GstSDPOrigin *o = gst_sdp_message_get_origin(sdp);
         guint64 version = g_ascii_strtoull(o->sess_version ? o->sess_version : "0", NULL, 10);
         g_autofree char *v = g_strdup_printf("%" G_GUINT64_FORMAT, version + 1);
-        g_autofree char *user = g_strdup(o->username), *id = g_strdup(o->sess_id), *nt = g_strdup(o->nettype),
-                        *at = g_strdup(o->addrtype), *addr = g_strdup(o->addr);
+        g_autofree char *user = g_strdup(o->username), *id = g_strdup(o->sess_id),
+                        *nt = g_strdup(o->nettype), *at = g_strdup(o->addrtype), *addr = g_strdup(o->addr);
 
         gst_sdp_message_set_origin(sdp, user, id, v, nt, at, addr);
 }
@@ -778,7 +779,8 @@ static void on_promise_remote_set(GstPromise *promise, gpointer userdata) {
         media_post(userdata, e);
 }
 
-static void promise_description(GstPromise *promise, gpointer userdata, MediaEventKind kind, const char *field) {
+static void promise_description(GstPromise *promise, gpointer userdata, MediaEventKind kind,
+                                const char *field) {
         MediaEvent *e = g_new0(MediaEvent, 1);
         const GstStructure *reply;
 
@@ -1059,7 +1061,8 @@ static char *media_pipeline_description(Media *m, double tone_hz) {
                 enc = g_strdup_printf("audio/x-raw,rate=8000,channels=1 ! %s ! %s name=pay pt=%d "
                                       "min-ptime=20000000 max-ptime=20000000",
                                       m->codec == MEDIA_CODEC_PCMU ? "mulawenc" : "alawenc",
-                                      m->codec == MEDIA_CODEC_PCMU ? "rtppcmupay" : "rtppcmapay", m->send_pt);
+                                      m->codec == MEDIA_CODEC_PCMU ? "rtppcmupay" : "rtppcmapay",
+                                      m->send_pt);
                 break;
         }
         return g_strdup_printf("webrtcbin name=w bundle-policy=max-bundle latency=60 "

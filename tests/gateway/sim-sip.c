@@ -354,8 +354,8 @@ static const MediaCallbacks call_media_callbacks = {
 
 int call_start_media(Call *c, bool offer) {
         if (offer)
-                return media_new_offer(c->mode, c->codec, TONE_HZ, c->sim->ice_address, &call_media_callbacks,
-                                       c, &c->media);
+                return media_new_offer(c->mode, c->codec, TONE_HZ, c->sim->ice_address,
+                                       &call_media_callbacks, c, &c->media);
         return media_new_answer(c->invite->body, c->mode, c->codec, TONE_HZ, c->sim->ice_address,
                                 &call_media_callbacks, c, &c->media);
 }

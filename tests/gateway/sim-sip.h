@@ -164,4 +164,5 @@ int uac_hold(Call *c, bool hold, const char **ret_error);
 int uac_dtmf(Call *c, const char *digits, bool info, unsigned duration_ms, const char **ret_error);
 int uac_refer(Call *c, const char *target, const char **ret_error);
 /* In the call's dialog, or (c NULL) out of dialog to user "to" on a socket (0: newest). */
-int uac_options(Sim *s, Call *c, const char *to, unsigned conn_id, char **ret_call_id, const char **ret_error);
+int uac_options(Sim *s, Call *c, const char *to, unsigned conn_id, char **ret_call_id,
+                const char **ret_error);

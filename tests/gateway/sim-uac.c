@@ -16,6 +16,9 @@
 #define INVITE_TIMEOUT_S 32 /* Timer B: no response at all to our INVITE */
 #define INFO_GAP_MS 250     /* between INFO digits, after their Duration, like the SDK */
 #define NOTIFY_FALLBACK_MS 1000
+/* Request-URI host for a client that has sent no request on its socket yet (JsSIP only checks
+ * the user part). */
+#define CLIENT_HOST_UNKNOWN "unknown.invalid"
 
 Txn *txn_free(Txn *t) {
         if (!t)
@@ -62,8 +65,8 @@ static void send_request(Conn *conn, const char *call_id, const char *number, co
                                "Content-Length: %zu\r\n"
                                "\r\n"
                                "%s",
-                               method, request_uri, conn && conn->secure ? "WSS" : "WS", branch, to, from, call_id,
-                               cseq, method, extra_headers ? extra_headers : "", ctype, body_len,
+                               method, request_uri, conn && conn->secure ? "WSS" : "WS", branch, to, from,
+                               call_id, cseq, method, extra_headers ? extra_headers : "", ctype, body_len,
                                body_len > 0 ? body : "");
         conn_send(conn, text);
 
@@ -96,8 +99,8 @@ Txn *call_send_request(Call *c, const char *method, const char *request_uri, uin
         g_autofree char *from = g_strdup_printf("%s;tag=%s", c->local_id, c->local_tag);
         Txn *t;
 
-        send_request(conn, c->call_id, c->number, method, request_uri, from, to ? to : c->remote_id, cseq, br,
-                     extra_headers, content_type, body, action);
+        send_request(conn, c->call_id, c->number, method, request_uri, from, to ? to : c->remote_id, cseq,
+                     br, extra_headers, content_type, body, action);
         if (strcmp(method, "ACK") == 0)
                 return NULL;
         t = g_new0(Txn, 1);
@@ -141,7 +144,8 @@ static void uac_send_bye_only(Call *c, const char *action) {
                 return;
         }
         c->local_cseq++;
-        (void) call_send_request(c, "BYE", c->remote_target, c->local_cseq, NULL, NULL, NULL, NULL, NULL, action);
+        (void) call_send_request(c, "BYE", c->remote_target, c->local_cseq, NULL, NULL, NULL, NULL, NULL,
+                                 action);
 }
 
 void uac_send_bye(Call *c, const char *action) {
@@ -203,8 +207,8 @@ static void uac_apply_answer(Call *c, const SipMsg *m) {
                 return;
         }
         if (r == -EPROTONOSUPPORT) {
-                msg = g_strdup_printf("the client's answer chose %s but this call sends %s (see codec=)", codec,
-                                      media_codec_name(c->codec));
+                msg = g_strdup_printf("the client's answer chose %s but this call sends %s (see codec=)",
+                                      codec, media_codec_name(c->codec));
                 call_emit_media_failed(c, msg);
         }
         c->answered_sdp = true;
@@ -218,13 +222,15 @@ static void uac_apply_answer(Call *c, const SipMsg *m) {
 }
 
 static void uac_ack_2xx(Call *c, Txn *t) {
-        (void) call_send_request(c, "ACK", c->remote_target, t->cseq, NULL, NULL, NULL, NULL, NULL, t->action);
+        (void) call_send_request(c, "ACK", c->remote_target, t->cseq, NULL, NULL, NULL, NULL, NULL,
+                                 t->action);
         t->acked = true;
 }
 
 /* Non-2xx final: ACK in the INVITE's transaction (its branch and Request-URI). */
 static void uac_ack_error(Call *c, Txn *t, const char *to) {
-        (void) call_send_request(c, "ACK", t->request_uri, t->cseq, to, t->branch, NULL, NULL, NULL, t->action);
+        (void) call_send_request(c, "ACK", t->request_uri, t->cseq, to, t->branch, NULL, NULL, NULL,
+                                 t->action);
         t->acked = true;
 }
 
@@ -412,7 +418,8 @@ void uac_handle_response(Conn *conn, SipMsg *m) {
         event_emit(ev);
 
         if (!t) {
-                log_debug("Response %d to %s %u matches no request of ours.", m->status, m->cseq_method, m->cseq);
+                log_debug("Response %d to %s %u matches no request of ours.", m->status, m->cseq_method,
+                          m->cseq);
                 sipmsg_free(m);
                 return;
         }
@@ -446,7 +453,7 @@ int uac_call(Sim *s, const UacCallParams *p, Call **ret, const char **ret_error)
         }
         /* The client's ".invalid" Contact host, learned from its requests on that socket; a
          * client that has sent nothing yet is only known by its socket. */
-        host = p->host ? p->host : conn->client_host ? conn->client_host : "unknown.invalid";
+        host = p->host ? p->host : conn->client_host ? conn->client_host : CLIENT_HOST_UNKNOWN;
 
         token = sip_random_token(20);
         call_id = g_strconcat(token, "@" SIM_NAME, NULL);
@@ -553,8 +560,8 @@ int uac_hold(Call *c, bool hold, const char **ret_error) {
         c->direction = dir;
         extra = call_dialog_headers(c);
         c->local_cseq++;
-        t = call_send_request(c, "INVITE", c->remote_target, c->local_cseq, NULL, NULL, extra, "application/sdp",
-                              c->local_sdp, hold ? "hold" : "resume");
+        t = call_send_request(c, "INVITE", c->remote_target, c->local_cseq, NULL, NULL, extra,
+                              "application/sdp", c->local_sdp, hold ? "hold" : "resume");
         t->direction = dir;
         t->prev_direction = prev;
         c->reinvite_txn = t;
@@ -630,9 +637,10 @@ int uac_refer(Call *c, const char *target, const char **ret_error) {
         return 0;
 }
 
-int uac_options(Sim *s, Call *c, const char *to, unsigned conn_id, char **ret_call_id, const char **ret_error) {
-        g_autofree char *call_id = NULL, *token = NULL, *tag = NULL, *from = NULL, *ruri = NULL, *to_hdr = NULL,
-                        *branch = NULL;
+int uac_options(Sim *s, Call *c, const char *to, unsigned conn_id, char **ret_call_id,
+                const char **ret_error) {
+        g_autofree char *call_id = NULL, *token = NULL, *tag = NULL, *from = NULL, *ruri = NULL,
+                        *to_hdr = NULL, *branch = NULL;
         Conn *conn;
         int r;
 
@@ -656,11 +664,12 @@ int uac_options(Sim *s, Call *c, const char *to, unsigned conn_id, char **ret_ca
         call_id = g_strconcat(token, "@" SIM_NAME, NULL);
         tag = sip_random_token(TAG_LEN);
         from = g_strdup_printf("<sip:" SIM_NAME "@%s>;tag=%s", s->domain, tag);
-        ruri = g_strdup_printf("sip:%s@%s;transport=ws", to, conn->client_host ? conn->client_host : "unknown.invalid");
+        ruri = g_strdup_printf("sip:%s@%s;transport=ws", to,
+                               conn->client_host ? conn->client_host : CLIENT_HOST_UNKNOWN);
         to_hdr = g_strdup_printf("<sip:%s@%s>", to, s->domain);
         branch = new_branch();
-        send_request(conn, call_id, NULL, "OPTIONS", ruri, from, to_hdr, 1, branch, "Accept: application/sdp\r\n",
-                     NULL, NULL, "options");
+        send_request(conn, call_id, NULL, "OPTIONS", ruri, from, to_hdr, 1, branch,
+                     "Accept: application/sdp\r\n", NULL, NULL, "options");
         *ret_call_id = TAKE_PTR(call_id);
         return 0;
 }
