@@ -820,7 +820,10 @@ static gboolean on_no_ack(gpointer userdata) {
         c->no_ack_timer = 0;
         log_warning("Call %u: no ACK for our 200; ending the call.", c->id);
         c->answered_waiting_ack = false;
-        call_abort(c, "No ACK", 408, "No ACK");
+        call_pending_finish(c, &c->answer_pending, -ETIMEDOUT, "the gateway never acknowledged the answer (no ACK)");
+        /* JsSIP on Timer H: a plain BYE, cause "No ACK". */
+        call_send_bye(c, NULL);
+        call_set_state(c, CALL_STATE_TERMINATED, "No ACK", 0);
         return G_SOURCE_REMOVE;
 }
 

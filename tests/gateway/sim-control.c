@@ -123,7 +123,7 @@ static void reply_call(Control *ctl, const Call *c) {
 }
 
 static int action_call(Control *ctl) {
-        static const char *const allowed[] = { "to", "from", "conn", "host", "codec", "media", NULL };
+        static const char *const allowed[] = { "to", "from", "conn", "host", "codec", "media", "ack", NULL };
         UacCallParams p = { .codec = MEDIA_CODEC_OPUS, .mode = MEDIA_TONE };
         const char *codec = param(ctl, "codec"), *media = param(ctl, "media");
         Call *c = NULL;
@@ -154,6 +154,14 @@ static int action_call(Control *ctl) {
                         return -EINVAL;
                 }
         }
+        if (param(ctl, "ack")) {
+                const char *ack = param(ctl, "ack");
+                if (strcmp(ack, "0") != 0 && strcmp(ack, "1") != 0) {
+                        ctl->error = "ack must be 0 or 1";
+                        return -EINVAL;
+                }
+                p.no_ack = strcmp(ack, "0") == 0;
+        }
         r = uac_call(ctl->s, &p, &c, &ctl->error);
         if (r < 0)
                 return r;
@@ -177,6 +185,15 @@ static int action_simple(Control *ctl, const char *action) {
                 r = uac_cancel(c, &ctl->error);
         else if (strcmp(action, "bye") == 0)
                 r = uac_bye(c, &ctl->error);
+        else if (strcmp(action, "media-stop") == 0) {
+                /* The far end's media vanishes (no STUN answers, no RTP): the client's ICE fails. */
+                if (!c->media) {
+                        ctl->error = "the call has no media";
+                        return -EBUSY;
+                }
+                c->media = media_free(c->media);
+                log_info("Call %s: media stopped (control).", c->call_id);
+        }
         else
                 r = uac_hold(c, strcmp(action, "hold") == 0, &ctl->error);
         if (r < 0)
@@ -354,7 +371,8 @@ static void control_handler(SoupServer *server, SoupServerMessage *msg, const ch
                 if (strcmp(action, "call") == 0)
                         r = action_call(&ctl);
                 else if (strcmp(action, "cancel") == 0 || strcmp(action, "bye") == 0 ||
-                         strcmp(action, "hold") == 0 || strcmp(action, "resume") == 0)
+                         strcmp(action, "hold") == 0 || strcmp(action, "resume") == 0 ||
+                         strcmp(action, "media-stop") == 0)
                         r = action_simple(&ctl, action);
                 else if (strcmp(action, "dtmf") == 0)
                         r = action_dtmf(&ctl);
@@ -365,8 +383,8 @@ static void control_handler(SoupServer *server, SoupServerMessage *msg, const ch
                 else if (strcmp(action, "calls") == 0)
                         r = action_calls(&ctl);
                 else {
-                        ctl.error = "unknown action; one of call, cancel, bye, hold, resume, dtmf, refer, "
-                                    "options, calls";
+                        ctl.error = "unknown action; one of call, cancel, bye, hold, resume, media-stop, dtmf, "
+                                    "refer, options, calls";
                         r = -ENOENT;
                 }
                 status = control_status(r);

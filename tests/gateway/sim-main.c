@@ -26,6 +26,8 @@ static const char number_plan_help[] =
         "  +15550001008  200 OK (880 Hz); 488 Not Acceptable Here to every re-INVITE\n"
         "  +15550001009  200 OK, then no media at all (silent far end: no RTP is sent)\n"
         "  +15550001010  302 Moved Temporarily, Contact: <sip:+15550001000@DOMAIN>\n"
+        "  +15550001011  200 OK without SDP\n"
+        "  +15550001012  200 OK with an SDP that is not usable WebRTC (no ICE, no fingerprint)\n"
         "  +1555000XXXX  XXXX in 0400-0699: that final response after 100 Trying\n"
         "                (+15550000486 -> 486 Busy Here, +15550000503 -> 503 Service Unavailable)\n"
         "  anything else 404 Not Found\n"

@@ -223,9 +223,16 @@ static gboolean call_on_hangup_timer(gpointer userdata) {
 static void call_try_answer(Call *c) {
         json_object *ev;
 
+        /* Audio without ICE credentials, fingerprint or candidates: a WebRTC client must refuse it. */
+        static const char unusable_sdp[] = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+                                           "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\n"
+                                           "a=rtpmap:111 opus/48000/2\r\n";
+
         if (c->state >= CALL_CONFIRMED || !c->may_answer || !c->local_sdp)
                 return;
-        call_respond_invite(c, 200, c->local_sdp);
+        call_respond_invite(c, 200, c->script == SCRIPT_NO_SDP    ? NULL
+                                    : c->script == SCRIPT_BAD_SDP ? unusable_sdp
+                                                                  : c->local_sdp);
         c->state = CALL_CONFIRMED;
         c->answered = true;
         c->direction = "sendrecv";
@@ -401,6 +408,10 @@ static CallScript number_plan(const char *user, int *ret_code) {
         case 1010:
                 *ret_code = 302;
                 return SCRIPT_REDIRECT;
+        case 1011:
+                return SCRIPT_NO_SDP;
+        case 1012:
+                return SCRIPT_BAD_SDP;
         default:
                 if (n >= 400 && n <= 699)
                         *ret_code = n;

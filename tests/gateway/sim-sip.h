@@ -48,6 +48,8 @@ typedef enum CallScript {
         SCRIPT_REINVITE_488,  /* +15550001008: 200 (880 Hz); 488 to every re-INVITE */
         SCRIPT_SILENT,        /* +15550001009: 200, then no RTP at all */
         SCRIPT_REDIRECT,      /* +15550001010: 302 to +15550001000 */
+        SCRIPT_NO_SDP,        /* +15550001011: 200 without SDP */
+        SCRIPT_BAD_SDP,       /* +15550001012: 200 with an SDP that is not usable WebRTC */
         SCRIPT_REJECT,        /* +1555000XXXX, XXXX in 0400-0699, and everything unknown (404) */
         SCRIPT_OUTBOUND,      /* the gateway calls the client (POST /control/call) */
 } CallScript;
@@ -81,6 +83,7 @@ struct Call {
         char *call_id;
         char *number;  /* client's calls: the Request-URI user; gateway calls: the callee (to=) */
         bool outbound; /* the gateway called the client */
+        bool no_ack;   /* gateway calls: never ACK the client's 200 (control call ack=0) */
         CallState state;
         CallScript script;
         Conn *conn;     /* socket of the INVITE; NULL once it closed */
@@ -156,6 +159,7 @@ typedef struct UacCallParams {
         unsigned conn_id; /* 0: newest */
         MediaCodec codec;
         MediaMode mode;
+        bool no_ack;
 } UacCallParams;
 int uac_call(Sim *s, const UacCallParams *p, Call **ret, const char **ret_error);
 int uac_cancel(Call *c, const char **ret_error);

@@ -222,6 +222,12 @@ static void uac_apply_answer(Call *c, const SipMsg *m) {
 }
 
 static void uac_ack_2xx(Call *c, Txn *t) {
+        if (c->no_ack && strcmp(t->action, "call") == 0) {
+                /* A test of the client's "No ACK" handling: it must give up after 32 s. */
+                log_info("Call %s: not ACKing the 200 (ack=0).", c->call_id);
+                t->acked = true;
+                return;
+        }
         (void) call_send_request(c, "ACK", c->remote_target, t->cseq, NULL, NULL, NULL, NULL, NULL,
                                  t->action);
         t->acked = true;
@@ -462,6 +468,7 @@ int uac_call(Sim *s, const UacCallParams *p, Call **ret, const char **ret_error)
         c->script = SCRIPT_OUTBOUND;
         c->mode = p->mode;
         c->codec = p->codec;
+        c->no_ack = p->no_ack;
         c->local_id = g_strdup_printf("<sip:%s@%s>", p->from, s->domain);
         c->remote_id = g_strdup_printf("<sip:%s@%s>", p->to, s->domain);
         c->remote_target = g_strdup_printf("sip:%s@%s;transport=ws", p->to, host);

@@ -361,9 +361,9 @@ LingerMSec=3000
             raise TestFailure(f"control {action} {params}: HTTP {e.code} {e.read().decode()[:200]}")
 
     # -- the CLI (the product's own client) -------------------------------------------
-    def bwcall(self, *args, check=True, input=None):
+    def bwcall(self, *args, check=True, input=None, timeout=30):
         r = subprocess.run([BWCALL, *args], env=self.env, capture_output=True, text=True, input=input,
-                           timeout=30 * SLOW)
+                           timeout=timeout * SLOW)
         if check and r.returncode != 0:
             raise TestFailure(f"bwcall {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
         return r

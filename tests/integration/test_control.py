@@ -210,6 +210,39 @@ def case_causes(env):
               f"{number}: cause {sc['args']['cause']!r} SipCode {code}")
 
 
+def bye_reason(env, path_number, after):
+    bye = env.wait_event(lambda e: e.get("event") == "request" and e.get("method") == "BYE"
+                         and e.get("number") == path_number, 30, f"our BYE to {path_number}", after=after)
+    return dict(bye["headers"]).get("Reason")
+
+
+def case_bad_media(env):
+    bring_up(env)
+    for number, reason in (("+15550001011", 'SIP ;cause=400; text="Missing SDP"'),
+                           ("+15550001012", 'SIP ;cause=488; text="Not Acceptable Here"')):
+        mark = events_len(env)
+        path = env.dial(number)
+        sc = env.wait_state(path, "terminated")
+        check(sc["args"]["cause"] == "Bad Media Description", f"{number}: cause {sc['args']['cause']!r}")
+        env.wait_event(lambda e: e.get("event") == "request" and e.get("method") == "ACK" and e.get("number") == number,
+                       10, "the 200 was ACKed first", after=mark)
+        got = bye_reason(env, number, mark)
+        check(got == reason, f"{number}: BYE with Reason {got!r}")
+
+
+def case_rtp_timeout(env):
+    bring_up(env)
+    path = active_call(env)
+    cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
+    env.wait_event(lambda e: e.get("event") == "media-connected" and e.get("call_id") == cid, 10, "media up")
+    mark = events_len(env)
+    env.control("media-stop", call_id=cid)
+    sc = env.wait_state(path, "terminated", timeout=40)
+    check(sc["args"]["cause"] == "RTP Timeout", f"ICE failure ends the call with RTP Timeout: {sc['args']}")
+    got = bye_reason(env, TONE, mark)
+    check(got == 'SIP ;cause=408; text="RTP Timeout"', f"BYE Reason as the SDK: {got!r}")
+
+
 def case_wrong_state(env):
     bring_up(env)
     path = env.dial("+15550001002")
@@ -230,7 +263,8 @@ def case_wrong_state(env):
 CASES = {"early-media": case_early_media, "mute": case_mute, "hold": case_hold, "hold-491": case_hold_491,
          "hold-refused": case_hold_refused, "remote-hold": case_remote_hold, "dtmf-rfc4733": case_dtmf_rfc4733,
          "dtmf-info": case_dtmf_info, "dtmf-received": case_dtmf_received, "codecs": case_codecs,
-         "causes": case_causes, "wrong-state": case_wrong_state}
+         "causes": case_causes, "wrong-state": case_wrong_state, "bad-media": case_bad_media,
+         "rtp-timeout": case_rtp_timeout}
 
 if __name__ == "__main__":
     bwtest.run_cases(CASES)

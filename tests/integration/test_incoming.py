@@ -135,7 +135,19 @@ def case_refer_in(env):
     check(env.call_property(path, "State") == "active", "the call stays up")
 
 
-CASES = {"answer": case_answer, "reject": case_reject, "redirect": case_redirect, "not-ours": case_not_ours,
+def case_no_ack(env):
+    bring_up(env)
+    path, cid = incoming(env, ack="0")
+    # The gateway never ACKs: after 32 s (64·T1) we give up with BYE, and Answer() says so.
+    r = env.bwcall("answer", call_n(path), "--timeout", "60", check=False, timeout=70)
+    check(r.returncode == 1, f"Answer reports the missing ACK: {r.stderr.strip()}")
+    sc = env.wait_state(path, "terminated", timeout=5)
+    check(sc["args"]["cause"] == "No ACK", f"cause No ACK: {sc['args']}")
+    env.wait_event(lambda e: e.get("event") == "request" and e.get("method") == "BYE" and e.get("call_id") == cid,
+                   10, "our BYE after giving up")
+
+
+CASES = {"answer": case_answer, "no-ack": case_no_ack, "reject": case_reject, "redirect": case_redirect, "not-ours": case_not_ours,
          "timeout": case_timeout, "cancel": case_cancel, "waiting": case_waiting, "transfer": case_transfer,
          "refer-in": case_refer_in}
 
