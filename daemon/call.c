@@ -19,6 +19,7 @@
 #define CALL_REINVITE_RETRY_MS 1000
 #define CALL_NO_ACK_MS (64 * 500)
 #define CALL_TAG_ALPHABET "0123456789abcdefghijklmnopqrstuv"
+#define CALL_RTP_CHECK_MS 1000
 
 static const char *const call_state_names[_CALL_STATE_MAX] = {
         [CALL_STATE_DIALING] = "dialing",   [CALL_STATE_RINGING] = "ringing",
@@ -57,6 +58,7 @@ Call *call_unref(Call *c) {
         g_clear_handle_id(&c->info_timer, g_source_remove);
         g_clear_handle_id(&c->no_answer_timer, g_source_remove);
         g_clear_handle_id(&c->no_ack_timer, g_source_remove);
+        g_clear_handle_id(&c->rtp_watchdog, g_source_remove);
         if (c->info_digits)
                 g_string_free(c->info_digits, TRUE);
         sip_message_free(c->invite);
@@ -118,6 +120,44 @@ static void call_sip_finished(Call *c) {
                 phone_release_call(c->phone, c);
 }
 
+/* "The call looks up but is silent" (peers-and-user-needs B.5): when no RTP arrives for
+ * RtpTimeoutMSec on an answered call that nobody holds, end it like the SDK does on ICE
+ * failure, with BYE Reason 408 "RTP Timeout". ICE restart before giving up comes with the
+ * network-recovery work. */
+static gboolean on_rtp_check(gpointer userdata) {
+        Call *c = userdata;
+        g_autoptr(GVariant) stats = NULL;
+        uint64_t packets = 0, now = (uint64_t) g_get_monotonic_time();
+        unsigned timeout_ms = c->phone ? c->phone->config->rtp_timeout_ms : 0;
+
+        if (!c->media || call_is_terminated(c) || timeout_ms == 0) {
+                c->rtp_watchdog = 0;
+                return G_SOURCE_REMOVE;
+        }
+        stats = g_variant_ref_sink(media_get_stats(c->media));
+        (void) g_variant_lookup(stats, "packets-received", "t", &packets);
+        if (packets != c->rtp_packets || c->local_hold || c->remote_hold) {
+                c->rtp_packets = packets;
+                c->rtp_last_change = now;
+                return G_SOURCE_CONTINUE;
+        }
+        if (now - c->rtp_last_change < (uint64_t) timeout_ms * USEC_PER_MSEC)
+                return G_SOURCE_CONTINUE;
+
+        log_warning("Call %u: no RTP for %u ms.", c->id, timeout_ms);
+        c->rtp_watchdog = 0;
+        call_abort(c, "RTP Timeout", 408, "RTP Timeout");
+        return G_SOURCE_REMOVE;
+}
+
+static void call_start_rtp_watchdog(Call *c) {
+        if (c->rtp_watchdog || !c->phone || c->phone->config->rtp_timeout_ms == 0)
+                return;
+        c->rtp_packets = 0;
+        c->rtp_last_change = (uint64_t) g_get_monotonic_time();
+        c->rtp_watchdog = g_timeout_add(CALL_RTP_CHECK_MS, on_rtp_check, c);
+}
+
 void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_code) {
         static const char *const terminated_props[] = { "State", "Cause", "SipCode", NULL };
         static const char *const answered_props[] = { "State", "StartTime", NULL };
@@ -132,6 +172,7 @@ void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_co
         if (state == CALL_STATE_ACTIVE && c->start_usec == 0) {
                 c->start_usec = now_realtime();
                 props = answered_props;
+                call_start_rtp_watchdog(c);
         }
         if (state == CALL_STATE_TERMINATED) {
                 g_free(c->cause);
@@ -144,6 +185,7 @@ void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_co
                 g_clear_handle_id(&c->info_timer, g_source_remove);
                 g_clear_handle_id(&c->no_answer_timer, g_source_remove);
                 g_clear_handle_id(&c->no_ack_timer, g_source_remove);
+                g_clear_handle_id(&c->rtp_watchdog, g_source_remove);
                 /* Audio stops the moment the call ends, whatever SIP still has to do. */
                 c->media = media_free(c->media);
         }

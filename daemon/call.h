@@ -103,6 +103,10 @@ typedef struct Call {
         uint32_t refer_cseq;
         CallPending transfer_pending;
 
+        guint rtp_watchdog;         /* checks that RTP keeps arriving */
+        uint64_t rtp_packets;       /* packets-received at the last check */
+        uint64_t rtp_last_change;   /* CLOCK_MONOTONIC µs when it last grew */
+
         guint timer_b;        /* no response at all to the INVITE (32 s) */
         guint linger_source;  /* remove the terminated object from the bus */
         guint sip_cleanup_source; /* stop waiting for stray responses */

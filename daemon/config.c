@@ -69,6 +69,7 @@ Config *config_new(void) {
         c->call_linger_ms = 2000;
         c->dtmf_method = DTMF_METHOD_RFC4733;
         c->incoming_timeout_ms = 60000; /* the SDK's noAnswerTimeout */
+        c->rtp_timeout_ms = 10000;      /* Vonage's media timeout; Chrome's SDK fix waits 13 s */
         c->connect_timeout_ms = 10000;
         return c;
 }
@@ -130,6 +131,7 @@ static const ConfigKey config_keys[] = {
         { "Calls", "LingerMSec", VT_UINT, offsetof(Config, call_linger_ms) },
         { "Calls", "DtmfMethod", VT_DTMF_METHOD, offsetof(Config, dtmf_method) },
         { "Calls", "IncomingTimeoutMSec", VT_UINT, offsetof(Config, incoming_timeout_ms) },
+        { "Calls", "RtpTimeoutMSec", VT_UINT, offsetof(Config, rtp_timeout_ms) },
 };
 
 static const ConfigKey *config_key_find(const char *group, const char *key) {

@@ -48,6 +48,7 @@ typedef struct Config {
 
         DtmfMethod dtmf_method; /* default for new calls; Dial option "dtmf-method" overrides */
         unsigned incoming_timeout_ms; /* unanswered incoming calls get 408 after this */
+        unsigned rtp_timeout_ms; /* no RTP on an active, un-held call this long → "RTP Timeout"; 0 = off */
 
         bool auto_connect;      /* Connect() at start-up */
         unsigned call_linger_ms;/* terminated call objects stay on the bus this long */

@@ -238,7 +238,7 @@ def case_rtp_timeout(env):
     mark = events_len(env)
     env.control("media-stop", call_id=cid)
     sc = env.wait_state(path, "terminated", timeout=40)
-    check(sc["args"]["cause"] == "RTP Timeout", f"ICE failure ends the call with RTP Timeout: {sc['args']}")
+    check(sc["args"]["cause"] == "RTP Timeout", f"losing the far end's media ends the call with RTP Timeout: {sc['args']}")
     got = bye_reason(env, TONE, mark)
     check(got == 'SIP ;cause=408; text="RTP Timeout"', f"BYE Reason as the SDK: {got!r}")
 
