@@ -324,5 +324,6 @@ int main(int argc, char *argv[]) {
 
         log_setup("bwcalld");
         r = run(argc, argv);
+        media_prewarm_join(); /* on every way out of run() */
         return r < 0 ? 1 : 0;
 }

@@ -94,3 +94,5 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Media *, media_free);
 /* Create a throwaway DTLS element so the process-wide certificate is generated at start-up
  * instead of during the first call (platform-notes §1). Call once from main. */
 void media_prewarm(void);
+/* Waits for the prewarm thread; call before exit. */
+void media_prewarm_join(void);
