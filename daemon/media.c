@@ -27,8 +27,8 @@
  * and for every stream webrtcbin hands us (pad-added, decided on the CAPS event):
  *
  *   queue ! rtpopusdepay ! opusdec ! audioconvert ! audioresample ! volume ! pipewiresink  (OPUS)
- *   queue ! rtppcmudepay ! mulawdec ! ...                                                    (PCMU, PCMA)
- *   queue ! rtpdtmfdepay ! fakesink                                                          (TELEPHONE-EVENT)
+ *   queue ! rtppcmudepay ! mulawdec ! ...                                               (PCMU, PCMA)
+ *   queue ! rtpdtmfdepay ! fakesink                                                     (TELEPHONE-EVENT)
  *
  * Offerer: the pipeline starts with Opus, because webrtcbin 1.22 builds the offer's m-line from
  * the caps it has seen (PCMU, PCMA and telephone-event are added to the SDP text). When the answer
@@ -135,6 +135,7 @@ struct Media {
         GstElement *webrtcbin;
         GstElement *volume;
         GstPad *mux_sink;    /* rtpdtmfmux pad the encoder chain feeds (ref) */
+        GstPad *queue_src;   /* what goes into webrtcbin (ref) */
         GstElement *dtmfsrc; /* RFC 4733 sender, fed by custom upstream events (platform-notes §2) */
         GstElement *dtmfcaps;
         gint64 start_usec; /* monotonic, for timing logs */
@@ -437,7 +438,8 @@ static void media_deliver_offer(Media *m, bool timed_out) {
         }
         if (timed_out)
                 log_warning("Media: ICE gathering not complete after %u ms, sending the %s with the %u "
-                            "candidate(s) found.", MEDIA_OFFER_TIMEOUT_MSEC, media_sdp_kind(m), n_candidates);
+                            "candidate(s) found.",
+                            MEDIA_OFFER_TIMEOUT_MSEC, media_sdp_kind(m), n_candidates);
 
         m->offer_done = true;
         if (m->offer_timeout) {
@@ -591,8 +593,8 @@ static bool sdp_pick_format(const GstSDPMedia *audio, bool by_preference, MediaF
                         continue;
                 }
                 for (SendCodec c = 0; c < _SEND_CODEC_MAX; c++)
-                        if (g_ascii_strcasecmp(name, send_codecs[c].encoding) == 0 && rate == send_codecs[c].rate &&
-                            (f.pt < 0 || (by_preference && c < f.codec))) {
+                        if (g_ascii_strcasecmp(name, send_codecs[c].encoding) == 0 &&
+                            rate == send_codecs[c].rate && (f.pt < 0 || (by_preference && c < f.codec))) {
                                 f.codec = c;
                                 f.pt = pt;
                         }
@@ -623,6 +625,56 @@ static const char *sdp_direction(const GstSDPMessage *sdp, const GstSDPMedia *me
         return "sendrecv";
 }
 
+/* webrtcbin 1.22 builds the answer from the offer's caps intersected with our payloader's, and
+ * rtpopuspay's caps say sprop-stereo=0 and sprop-maxcapturerate=48000: an offer with other sprop-*
+ * values (the offerer's own sending properties, RFC 7587 §6.1, nothing we must match) leaves no
+ * intersection, and webrtcbin answers recvonly without our codec (measured with sprop-stereo=1 and
+ * sprop-maxcapturerate=16000). They are dropped from the copy of the offer webrtcbin sees. */
+static void offer_drop_sprop(GstSDPMedia *audio, int pt) {
+        g_autofree char *prefix = g_strdup_printf("%d ", pt);
+
+        for (guint i = 0; i < gst_sdp_media_attributes_len(audio);) {
+                const GstSDPAttribute *a = gst_sdp_media_get_attribute(audio, i);
+                g_auto(GStrv) params = NULL;
+                GString *kept;
+                GstSDPAttribute replacement;
+                bool dropped = false;
+
+                if (g_strcmp0(a->key, "fmtp") != 0 || !a->value || !g_str_has_prefix(a->value, prefix)) {
+                        i++;
+                        continue;
+                }
+                params = g_strsplit(a->value + strlen(prefix), ";", -1);
+                kept = g_string_new(prefix);
+                for (char **p = params; *p; p++) {
+                        const char *param = *p + strspn(*p, " ");
+
+                        if (!*param)
+                                continue;
+                        if (g_str_has_prefix(param, "sprop-")) {
+                                dropped = true;
+                                continue;
+                        }
+                        if (kept->len > strlen(prefix))
+                                g_string_append_c(kept, ';');
+                        g_string_append(kept, param);
+                }
+                if (dropped) {
+                        log_debug("Media: offer fmtp \"%s\" handed to webrtcbin as \"%s\".", a->value,
+                                  kept->str);
+                        if (kept->len == strlen(prefix)) {
+                                gst_sdp_media_remove_attribute(audio, i);
+                                g_string_free(kept, TRUE);
+                                continue;
+                        }
+                        gst_sdp_attribute_set(&replacement, "fmtp", kept->str);
+                        gst_sdp_media_replace_attribute(audio, i, &replacement);
+                }
+                g_string_free(kept, TRUE);
+                i++;
+        }
+}
+
 static char *format_codec_preferences(const MediaFormat *f) {
         GString *s = g_string_new(NULL);
 
@@ -630,10 +682,11 @@ static char *format_codec_preferences(const MediaFormat *f) {
                                send_codecs[f->codec].encoding, send_codecs[f->codec].rate, f->pt);
         if (f->codec == SEND_CODEC_OPUS)
                 g_string_append(s, ",encoding-params=(string)2");
-        if (f->te_pt >= 0)
-                g_string_append_printf(s, ";application/x-rtp,media=audio,encoding-name=TELEPHONE-EVENT,"
-                                          "clock-rate=%u,payload=%d",
-                                       send_codecs[f->codec].rate, f->te_pt);
+        /* rtpdtmfsrc negotiates once at start even when it will never send (no telephone-event
+         * negotiated); its caps then pass rtpdtmfmux, and webrtcbin should not refuse them. */
+        g_string_append_printf(s, ";application/x-rtp,media=audio,encoding-name=TELEPHONE-EVENT,"
+                                  "clock-rate=%u,payload=%d",
+                               send_codecs[f->codec].rate, f->te_pt >= 0 ? f->te_pt : OFFER_PT_TE_48K);
         return g_string_free(s, FALSE);
 }
 
@@ -666,7 +719,8 @@ static const char *answer_edit(const Media *m, GstSDPMessage *sdp) {
         g_autofree char *pt = NULL;
         const char *direction;
         int te_pt = m->initial.te_pt >= 0 ? m->initial.te_pt : m->initial.rx_te_pt;
-        unsigned te_rate = m->initial.te_pt >= 0 ? send_codecs[m->initial.codec].rate : m->initial.rx_te_rate;
+        unsigned te_rate = m->initial.te_pt >= 0 ? send_codecs[m->initial.codec].rate
+                                                 : m->initial.rx_te_rate;
 
         if (!audio || gst_sdp_media_get_port(audio) == 0)
                 return "webrtcbin rejected the offer's audio stream";
@@ -674,7 +728,8 @@ static const char *answer_edit(const Media *m, GstSDPMessage *sdp) {
         if (!sdp_media_has_format(audio, pt))
                 return "webrtcbin's answer lacks the send codec (the offer's codec parameters do not match)";
         direction = sdp_direction(sdp, audio);
-        if (m->offer_lets_us_send && strcmp(direction, "sendrecv") != 0 && strcmp(direction, "sendonly") != 0)
+        if (m->offer_lets_us_send && strcmp(direction, "sendrecv") != 0 &&
+            strcmp(direction, "sendonly") != 0)
                 return "webrtcbin did not attach the microphone to the offer's audio stream";
 
         if (te_pt >= 0) {
@@ -732,8 +787,8 @@ static void on_description_created(GstPromise *promise, gpointer userdata) {
                 const GstStructure *reply = gst_promise_get_reply(promise);
 
                 if (reply)
-                        gst_structure_get(reply, media_sdp_kind(m), GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc,
-                                          NULL);
+                        gst_structure_get(reply, media_sdp_kind(m), GST_TYPE_WEBRTC_SESSION_DESCRIPTION,
+                                          &desc, NULL);
         }
         gst_promise_unref(promise);
 
@@ -871,7 +926,8 @@ static GstPadProbeReturn on_dtmf_rtp_packet(GstPad *pad, GstPadProbeInfo *info, 
         if (!buffer || gst_buffer_extract(buffer, 0, header, sizeof(header)) != sizeof(header))
                 return GST_PAD_PROBE_OK;
         marker = header[1] & 0x80;
-        timestamp = (guint32) header[4] << 24 | (guint32) header[5] << 16 | (guint32) header[6] << 8 | header[7];
+        timestamp = (guint32) header[4] << 24 | (guint32) header[5] << 16 | (guint32) header[6] << 8 |
+                    header[7];
         if (s->have && timestamp == s->last_timestamp)
                 return marker ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
         s->have = true;
@@ -1057,9 +1113,11 @@ static bool media_dtmf_push(Media *m, int number) {
 
         if (number >= 0)
                 s = gst_structure_new("dtmf-event", "type", G_TYPE_INT, 1, "number", G_TYPE_INT, number,
-                                      "volume", G_TYPE_INT, DTMF_VOLUME, "start", G_TYPE_BOOLEAN, TRUE, NULL);
+                                      "volume", G_TYPE_INT, DTMF_VOLUME, "start", G_TYPE_BOOLEAN, TRUE,
+                                      NULL);
         else
-                s = gst_structure_new("dtmf-event", "type", G_TYPE_INT, 1, "start", G_TYPE_BOOLEAN, FALSE, NULL);
+                s = gst_structure_new("dtmf-event", "type", G_TYPE_INT, 1, "start", G_TYPE_BOOLEAN, FALSE,
+                                      NULL);
         return gst_pad_send_event(pad, gst_event_new_custom(GST_EVENT_CUSTOM_UPSTREAM, s));
 }
 
@@ -1216,7 +1274,9 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *message, gpointer userda
 static GstPadProbeReturn on_upstream_event(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
         GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
 
-        return event && GST_EVENT_TYPE(event) == GST_EVENT_RECONFIGURE ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
+        if (event && GST_EVENT_TYPE(event) == GST_EVENT_RECONFIGURE)
+                return GST_PAD_PROBE_DROP;
+        return GST_PAD_PROBE_OK;
 }
 
 /* The elements between volume and rtpdtmfmux for f's codec and payload type, not in a bin yet. */
@@ -1251,7 +1311,9 @@ static int media_make_encoder(const MediaFormat *f, GstElement *ret[MEDIA_ENCODE
                 gst_util_set_object_arg(G_OBJECT(ret[0]), "audio-type", "voice");
                 g_object_set(ret[0], "inband-fec", TRUE, NULL);
         } else {
-                g_autoptr(GstCaps) caps = gst_caps_from_string("audio/x-raw,format=S16LE,rate=8000,channels=1");
+                g_autoptr(GstCaps) caps = NULL;
+
+                caps = gst_caps_from_string("audio/x-raw,format=S16LE,rate=8000,channels=1");
 
                 g_object_set(ret[2], "caps", caps, NULL);
                 /* 20 ms packets (160 samples) whatever the size of PipeWire's buffers. */
@@ -1330,7 +1392,8 @@ static GstPadProbeReturn on_encoder_swap(GstPad *pad, GstPadProbeInfo *info, gpo
                 log_error("Media: cannot link the %s encoder.", send_codecs[s->format.codec].name);
         for (size_t i = n; i > 0; i--)
                 gst_element_sync_state_with_parent(chain[i - 1]);
-        log_debug("Media: now sending %s with payload type %d.", send_codecs[s->format.codec].name, s->format.pt);
+        log_debug("Media: now sending %s with payload type %d.", send_codecs[s->format.codec].name,
+                  s->format.pt);
 
 done:
         g_mutex_unlock(&m->lock);
@@ -1354,20 +1417,67 @@ static int media_set_codec_preferences(Media *m, const char *text) {
 /* rtpdtmfsrc's clock rate and payload type follow the send codec; its caps filter must match the
  * codec's clock rate even without telephone-event, as rtpdtmfmux intersects all inputs' rates. */
 static void media_set_dtmf_format(Media *m, const MediaFormat *f) {
-        g_autofree char *text = g_strdup_printf("application/x-rtp,clock-rate=%u", send_codecs[f->codec].rate);
-        g_autoptr(GstCaps) caps = gst_caps_from_string(text);
+        g_autofree char *text = NULL;
+        g_autoptr(GstCaps) caps = NULL;
+
+        text = g_strdup_printf("application/x-rtp,clock-rate=%u", send_codecs[f->codec].rate);
+        caps = gst_caps_from_string(text);
 
         g_object_set(m->dtmfcaps, "caps", caps, NULL);
         g_object_set(m->dtmfsrc, "pt", (guint) (f->te_pt >= 0 ? f->te_pt : OFFER_PT_TE_48K), NULL);
 }
 
+typedef struct PayloadFilter {
+        int pt, te_pt;
+} PayloadFilter;
+
+static bool payload_filter_keep(const PayloadFilter *f, GstBuffer *buffer) {
+        guint8 header[2];
+        int pt;
+
+        if (gst_buffer_extract(buffer, 0, header, sizeof(header)) != sizeof(header))
+                return true;
+        pt = header[1] & 0x7f;
+        return pt == f->pt || pt == f->te_pt;
+}
+
+static gboolean payload_filter_list_item(GstBuffer **buffer, guint idx, gpointer userdata) {
+        if (!payload_filter_keep(userdata, *buffer))
+                gst_clear_buffer(buffer);
+        return TRUE;
+}
+
+/* webrtcbin blocks its sink pad until the answer is applied, so packets of the codec we offered
+ * with may still wait in the queue after a switch. The far end never agreed to their payload type
+ * (a webrtcbin far end logs "No clock-rate in caps!" and drops them): drop them here. */
+static GstPadProbeReturn on_send_packet(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
+        const PayloadFilter *f = userdata;
+
+        if (info->type & GST_PAD_PROBE_TYPE_BUFFER)
+                return payload_filter_keep(f, GST_PAD_PROBE_INFO_BUFFER(info)) ? GST_PAD_PROBE_OK
+                                                                               : GST_PAD_PROBE_DROP;
+        if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+                GstBufferList *list = gst_buffer_list_make_writable(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+
+                GST_PAD_PROBE_INFO_DATA(info) = list;
+                gst_buffer_list_foreach(list, payload_filter_list_item, (gpointer) f);
+                return gst_buffer_list_length(list) > 0 ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+        }
+        return GST_PAD_PROBE_OK;
+}
+
 /* Offerer, answer applied: send what the answer chose. */
 static void media_apply_format(Media *m, const MediaFormat *f) {
-        g_autofree char *preferences = format_codec_preferences(f);
+        g_autofree char *negotiated = format_codec_preferences(f);
+        g_autofree char *preferences = NULL;
+        PayloadFilter *filter;
         EncoderSwap *s;
-        g_autoptr(GstPad) pad = NULL;
+        g_autoptr(GstPad) pad = NULL, webrtc_sink = NULL;
 
-        /* accept-caps for what we are about to send (webrtcbin checks the codec preferences). */
+        /* accept-caps for what we are about to send (webrtcbin checks the codec preferences). What
+         * we offered stays in: its CAPS event may still wait in the queue behind webrtcbin's
+         * blocked sink pad, and would fail with not-negotiated, stopping the microphone. */
+        preferences = g_strconcat(offer_codec_preferences, ";", negotiated, NULL);
         (void) media_set_codec_preferences(m, preferences);
         media_set_dtmf_format(m, f);
         if (f->codec == m->initial.codec && f->pt == m->initial.pt)
@@ -1375,6 +1485,15 @@ static void media_apply_format(Media *m, const MediaFormat *f) {
 
         log_debug("Media: the answer chose %s (payload type %d); switching the encoder.",
                   send_codecs[f->codec].name, f->pt);
+        filter = g_new(PayloadFilter, 1);
+        *filter = (PayloadFilter) { .pt = f->pt, .te_pt = f->te_pt };
+        /* On webrtcbin's sink pad: the packet held by webrtcbin's own blocking probe there is
+         * filtered too when the block lifts. */
+        webrtc_sink = gst_pad_get_peer(m->queue_src);
+        gst_pad_add_probe(webrtc_sink ?: m->queue_src,
+                          GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, on_send_packet, filter,
+                          g_free);
+
         s = g_new0(EncoderSwap, 1);
         s->m = media_ref(m);
         s->format = *f;
@@ -1407,7 +1526,7 @@ static int media_build(Media *m, const MediaConfig *config) {
         GstElement *src, *convert, *resample, *capsfilter, *mux, *queue;
         GstElement *encoder[MEDIA_ENCODER_MAX];
         size_t n_encoder = 0;
-        g_autoptr(GstPad) mux_prio = NULL, queue_src = NULL;
+        g_autoptr(GstPad) mux_prio = NULL;
         g_autoptr(GstCaps) raw_caps = NULL;
         g_autoptr(GstBus) bus = NULL;
         g_autofree char *preferences = NULL;
@@ -1476,7 +1595,8 @@ static int media_build(Media *m, const MediaConfig *config) {
         g_object_set(capsfilter, "caps", raw_caps, NULL);
 
         /* RFC 4733 sender, idle until a digit is pushed as a custom upstream event on its src pad.
-         * It only negotiates when the first digit goes out, so the offer sees Opus caps alone. */
+         * Its caps pass rtpdtmfmux once at start, but the offer (answer) is only created after the
+         * first Opus packet, whose caps rtpdtmfmux re-sends first: webrtcbin has seen Opus last. */
         media_set_dtmf_format(m, &m->initial);
 
         gst_util_set_object_arg(G_OBJECT(m->webrtcbin), "bundle-policy", "max-bundle");
@@ -1520,11 +1640,12 @@ static int media_build(Media *m, const MediaConfig *config) {
         {
                 g_autoptr(GstPad) volume_src = gst_element_get_static_pad(m->volume, "src");
 
-                gst_pad_add_probe(volume_src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_upstream_event, NULL, NULL);
+                gst_pad_add_probe(volume_src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_upstream_event, NULL,
+                                  NULL);
         }
 
-        queue_src = gst_element_get_static_pad(queue, "src");
-        gst_pad_add_probe(queue_src, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+        m->queue_src = gst_element_get_static_pad(queue, "src");
+        gst_pad_add_probe(m->queue_src, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
                           on_first_rtp_packet, media_ref(m), media_unref_notify);
 
         media_connect(m, 0, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed));
@@ -1679,6 +1800,8 @@ int media_new_answer(const MediaConfig *config, const char *offer_sdp, const Med
                                                  "(Opus/48000, PCMU/8000, PCMA/8000).");
         }
         direction = sdp_direction(msg, audio);
+        if (format.codec == SEND_CODEC_OPUS)
+                offer_drop_sprop((GstSDPMedia *) audio, format.pt);
 
         r = media_create(config, cb, userdata, true, &format, &m);
         if (r < 0) {
@@ -1783,7 +1906,8 @@ int media_set_answer(Media *m, const char *sdp) {
         if (!sdp)
                 return log_error_errno(-EINVAL, "Media: no SDP answer given.");
         if (m->answerer)
-                return log_error_errno(-EINVAL, "Media: this end answered the call; there is no answer to apply.");
+                return log_error_errno(-EINVAL,
+                                       "Media: this end answered the call; there is no answer to apply.");
 
         if (gst_sdp_message_new_from_text(sdp, &msg) != GST_SDP_OK || !msg) {
                 if (msg)
@@ -2109,6 +2233,7 @@ Media *media_free(Media *m) {
                 gst_clear_object(&m->pipeline);
         }
         gst_clear_object(&m->mux_sink);
+        gst_clear_object(&m->queue_src);
         m->webrtcbin = m->volume = m->dtmfsrc = m->dtmfcaps = NULL;
 
         media_unref(m);
@@ -2144,9 +2269,19 @@ static gpointer prewarm_thread(gpointer unused) {
         return NULL;
 }
 
+static GThread *prewarm;
+
 void media_prewarm(void) {
         if (!gst_is_initialized())
                 gst_init(NULL, NULL);
         /* In a thread so that start-up (READY=1) does not wait for RSA key generation. */
-        g_thread_unref(g_thread_new("dtls-prewarm", prewarm_thread, NULL));
+        if (!prewarm)
+                prewarm = g_thread_new("dtls-prewarm", prewarm_thread, NULL);
+}
+
+void media_prewarm_join(void) {
+        /* Exiting while the thread is inside OpenSSL's key generation crashes in OpenSSL's
+         * atexit teardown: wait for it (at most the key generation time). */
+        if (prewarm)
+                g_thread_join(g_steal_pointer(&prewarm));
 }
