@@ -668,6 +668,13 @@ static void call_handle_reinvite_response(Call *c, const SipMessage *m, unsigned
         /* Non-2xx: ACK with the same branch is the transport's business for INVITE; over a
          * reliable socket JsSIP sends it as a new request with the re-INVITE's CSeq. */
         call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
+        if (status == 408 || status == 481) {
+                /* The far end lost the dialog (gateway-protocol.md §5): nothing left to keep. */
+                call_pending_finish(c, &c->hold_pending, -EPROTO, "the gateway no longer knows the call");
+                call_set_state(c, CALL_STATE_TERMINATED, "Dialog Error", status);
+                call_sip_finished(c);
+                return;
+        }
         if (status == 491 && c->reinvite_attempts < 2) {
                 c->reinvite_attempts++;
                 log_info("Call %u: re-INVITE crossed another (491); retrying once.", c->id);
