@@ -126,16 +126,14 @@ static void call_sip_finished(Call *c) {
  * network-recovery work. */
 static gboolean on_rtp_check(gpointer userdata) {
         Call *c = userdata;
-        g_autoptr(GVariant) stats = NULL;
-        uint64_t packets = 0, now = (uint64_t) g_get_monotonic_time();
+        uint64_t packets, now = (uint64_t) g_get_monotonic_time();
         unsigned timeout_ms = c->phone ? c->phone->config->rtp_timeout_ms : 0;
 
         if (!c->media || call_is_terminated(c) || timeout_ms == 0) {
                 c->rtp_watchdog = 0;
                 return G_SOURCE_REMOVE;
         }
-        stats = g_variant_ref_sink(media_get_stats(c->media));
-        (void) g_variant_lookup(stats, "packets-received", "t", &packets);
+        packets = media_get_rtp_received(c->media);
         if (packets != c->rtp_packets || c->local_hold || c->remote_hold) {
                 c->rtp_packets = packets;
                 c->rtp_last_change = now;

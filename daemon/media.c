@@ -152,6 +152,7 @@ struct Media {
         gint sending;            /* atomic: the first RTP packet reached webrtcbin */
         gint offer_requested;    /* atomic: create-offer / create-answer issued */
         gint first_audio_seen;   /* atomic: first decoded buffer seen */
+        gint rtp_received;       /* atomic: audio RTP packets reaching the depayloader */
         gint starting;           /* atomic: the READY -> PLAYING change is still running */
         gint connected_seen;     /* atomic: connected dispatched */
 
@@ -907,6 +908,15 @@ static GstPadProbeReturn on_first_decoded_buffer(GstPad *pad, GstPadProbeInfo *i
         return GST_PAD_PROBE_REMOVE;
 }
 
+/* Counts received audio RTP for the call's media watchdog: a cheap atomic the main loop can
+ * read every second, instead of webrtcbin's get-stats round trip. */
+static GstPadProbeReturn on_audio_rtp(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
+        Media *m = userdata;
+
+        g_atomic_int_inc(&m->rtp_received);
+        return GST_PAD_PROBE_OK;
+}
+
 typedef struct DtmfReceiveState {
         guint32 last_timestamp;
         bool have;
@@ -1024,8 +1034,12 @@ static int media_link_receive_branch(Media *m, GstPad *pad, const GstCaps *caps)
         if (audio) {
                 g_autoptr(GstPad) decpad = gst_element_get_static_pad(chain[2], "src");
 
+                g_autoptr(GstPad) depay_sink = gst_element_get_static_pad(chain[1], "sink");
+
                 gst_pad_add_probe(decpad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
                                   on_first_decoded_buffer, media_ref(m), media_unref_notify);
+                gst_pad_add_probe(depay_sink, GST_PAD_PROBE_TYPE_BUFFER, on_audio_rtp, media_ref(m),
+                                  media_unref_notify);
         }
         if (dtmf) {
                 g_autoptr(GstPad) depay_sink = gst_element_get_static_pad(chain[1], "sink");
@@ -2032,6 +2046,10 @@ void media_set_muted(Media *m, bool muted) {
 bool media_get_muted(const Media *m) {
         assert(m);
         return m->muted;
+}
+
+uint64_t media_get_rtp_received(const Media *m) {
+        return m ? (uint64_t) (guint) g_atomic_int_get(&m->rtp_received) : 0;
 }
 
 uint64_t media_first_audio_usec(const Media *m) {

@@ -83,6 +83,9 @@ bool media_get_muted(const Media *m);
  * Fills a GVariant a{sv} (floating). Never NULL. */
 GVariant *media_get_stats(Media *m);
 
+/* Audio RTP packets received so far (cheap; for the media watchdog). */
+uint64_t media_get_rtp_received(const Media *m);
+
 /* CLOCK_REALTIME µs of the first decoded remote audio, 0 before. */
 uint64_t media_first_audio_usec(const Media *m);
 
