@@ -912,8 +912,12 @@ static GstPadProbeReturn on_first_decoded_buffer(GstPad *pad, GstPadProbeInfo *i
  * read every second, instead of webrtcbin's get-stats round trip. */
 static GstPadProbeReturn on_audio_rtp(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
         Media *m = userdata;
+        guint n = 1;
 
-        g_atomic_int_inc(&m->rtp_received);
+        /* The jitter buffer pushes buffer lists as well as single buffers. */
+        if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+                n = gst_buffer_list_length(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+        g_atomic_int_add(&m->rtp_received, (gint) n);
         return GST_PAD_PROBE_OK;
 }
 
@@ -1038,8 +1042,8 @@ static int media_link_receive_branch(Media *m, GstPad *pad, const GstCaps *caps)
 
                 gst_pad_add_probe(decpad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
                                   on_first_decoded_buffer, media_ref(m), media_unref_notify);
-                gst_pad_add_probe(depay_sink, GST_PAD_PROBE_TYPE_BUFFER, on_audio_rtp, media_ref(m),
-                                  media_unref_notify);
+                gst_pad_add_probe(depay_sink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+                                  on_audio_rtp, media_ref(m), media_unref_notify);
         }
         if (dtmf) {
                 g_autoptr(GstPad) depay_sink = gst_element_get_static_pad(chain[1], "sink");

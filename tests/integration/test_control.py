@@ -231,10 +231,14 @@ def case_bad_media(env):
 
 
 def case_rtp_timeout(env):
-    bring_up(env)
+    bring_up(env, extra_config="RtpTimeoutMSec=3000\n")
     path = active_call(env)
     cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
     env.wait_event(lambda e: e.get("event") == "media-connected" and e.get("call_id") == cid, 10, "media up")
+    # A healthy call outlives the watchdog many times over (the watchdog must see RTP arrive).
+    rec = env.record("test-sink", seconds=7)
+    check(env.call_property(path, "State") == "active" and near(rec[-1]["dominant_hz"], 880, 15),
+          "a call with audio flowing stays up past twice the RTP timeout")
     mark = events_len(env)
     env.control("media-stop", call_id=cid)
     sc = env.wait_state(path, "terminated", timeout=40)
