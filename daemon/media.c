@@ -2209,6 +2209,23 @@ GVariant *media_get_stats(Media *m) {
 
 /* ---- teardown ---- */
 
+/* Pipelines being stopped in the background; exit waits for them (media_prewarm_join). */
+static GMutex teardown_lock;
+static GCond teardown_cond;
+static unsigned teardowns;
+
+static gpointer teardown_thread(gpointer pipeline) {
+        /* Joins the streaming threads; may take a while when pipewiresrc/webrtcbin are slow to
+         * stop (seen under ASan), which must never stall the daemon's main loop. */
+        gst_element_set_state(pipeline, GST_STATE_NULL);
+        gst_object_unref(pipeline);
+        g_mutex_lock(&teardown_lock);
+        teardowns--;
+        g_cond_broadcast(&teardown_cond);
+        g_mutex_unlock(&teardown_lock);
+        return NULL;
+}
+
 Media *media_free(Media *m) {
         g_autoptr(GPtrArray) pending = NULL;
 
@@ -2250,9 +2267,12 @@ Media *media_free(Media *m) {
                 log_debug("Media: pipeline still starting, stopping it in the background.");
                 gst_element_call_async(pipeline, media_stop_async, pipeline, gst_object_unref);
         } else if (m->pipeline) {
-                /* Joins the streaming threads; pending webrtcbin promises are answered or dropped. */
-                gst_element_set_state(m->pipeline, GST_STATE_NULL);
-                gst_clear_object(&m->pipeline);
+                /* Stopped on a thread of its own; the callbacks are cut off above, so nothing from
+                 * it reaches the user. */
+                g_mutex_lock(&teardown_lock);
+                teardowns++;
+                g_mutex_unlock(&teardown_lock);
+                g_thread_unref(g_thread_new("media-teardown", teardown_thread, g_steal_pointer(&m->pipeline)));
         }
         gst_clear_object(&m->mux_sink);
         gst_clear_object(&m->queue_src);
@@ -2302,8 +2322,16 @@ void media_prewarm(void) {
 }
 
 void media_prewarm_join(void) {
+        gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
         /* Exiting while the thread is inside OpenSSL's key generation crashes in OpenSSL's
          * atexit teardown: wait for it (at most the key generation time). */
         if (prewarm)
                 g_thread_join(g_steal_pointer(&prewarm));
+        /* The same for pipelines still stopping in the background, with a bound. */
+        g_mutex_lock(&teardown_lock);
+        while (teardowns > 0)
+                if (!g_cond_wait_until(&teardown_cond, &teardown_lock, deadline))
+                        break;
+        g_mutex_unlock(&teardown_lock);
 }

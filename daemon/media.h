@@ -89,13 +89,13 @@ uint64_t media_get_rtp_received(const Media *m);
 /* CLOCK_REALTIME µs of the first decoded remote audio, 0 before. */
 uint64_t media_first_audio_usec(const Media *m);
 
-/* Stops the pipeline (state NULL) and frees everything; NULL-safe; returns NULL. No callback
- * fires after this returns. */
+/* Stops the pipeline (state NULL, on a teardown thread so the caller never blocks) and frees
+ * everything; NULL-safe; returns NULL. No callback fires after this returns. */
 Media *media_free(Media *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Media *, media_free);
 
 /* Create a throwaway DTLS element so the process-wide certificate is generated at start-up
  * instead of during the first call (platform-notes §1). Call once from main. */
 void media_prewarm(void);
-/* Waits for the prewarm thread; call before exit. */
+/* Waits for the prewarm thread and for pipelines still stopping (at most 5 s); call before exit. */
 void media_prewarm_join(void);
