@@ -232,6 +232,8 @@ static void call_send_cancel(Call *c) {
 }
 
 static void call_respond_invite(Call *c, unsigned code, const char *contact_uri, const char *sdp);
+static void call_media_config(const Phone *phone, MediaConfig *mc);
+static const MediaCallbacks call_media_callbacks;
 
 static gboolean on_timer_b(gpointer userdata) {
         Call *c = userdata;
@@ -254,6 +256,19 @@ static void on_offer_ready(Media *m, const char *sdp, int error, void *userdata)
         if (call_is_terminated(c)) /* hung up while gathering: nothing goes on the wire (SDK) */
                 return;
         if (error < 0) {
+                MediaConfig mc;
+
+                /* webrtcbin 1.22 sometimes refuses its own offer (a caps race between the voice
+                 * and telephone-event branches). Nothing is on the wire yet: one fresh pipeline
+                 * hides that from the user. */
+                if (!c->offer_retried && error != -ENODEV) {
+                        c->offer_retried = true;
+                        log_warning_errno(error, "Call %u: media offer failed (%m); retrying once.", c->id);
+                        c->media = media_free(c->media);
+                        call_media_config(c->phone, &mc);
+                        if (media_new_offer(&mc, &call_media_callbacks, c, &c->media) >= 0)
+                                return;
+                }
                 log_error_errno(error, "Call %u: failed to create the media offer: %m", c->id);
                 call_set_state(c, CALL_STATE_TERMINATED, "WebRTC Error", 0);
                 call_sip_finished(c);

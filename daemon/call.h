@@ -70,6 +70,7 @@ typedef struct Call {
         Media *media;
 
         bool invite_sent;     /* the INVITE is on the wire */
+        bool offer_retried;   /* the media offer failed once and was rebuilt */
         bool got_provisional; /* any 1xx arrived: a CANCEL may be sent (JsSIP rule) */
         bool cancel_pending;  /* hung up before any 1xx: CANCEL once one arrives */
         bool answer_applied;  /* an SDP answer (183 or 200) went into the media */

@@ -1355,6 +1355,19 @@ static bool media_link_encoder(Media *m, GstElement *const *chain, size_t n) {
         return GST_PAD_LINK_SUCCESSFUL(gst_pad_link(last_src, m->mux_sink));
 }
 
+/* rtpdtmfsrc's clock rate and payload type follow the send codec; its caps filter must match the
+ * codec's clock rate even without telephone-event, as rtpdtmfmux intersects all inputs' rates. */
+static void media_set_dtmf_format(Media *m, const MediaFormat *f) {
+        g_autofree char *text = NULL;
+        g_autoptr(GstCaps) caps = NULL;
+
+        text = g_strdup_printf("application/x-rtp,clock-rate=%u", send_codecs[f->codec].rate);
+        caps = gst_caps_from_string(text);
+
+        g_object_set(m->dtmfcaps, "caps", caps, NULL);
+        g_object_set(m->dtmfsrc, "pt", (guint) (f->te_pt >= 0 ? f->te_pt : OFFER_PT_TE_48K), NULL);
+}
+
 typedef struct EncoderSwap {
         Media *m; /* ref */
         MediaFormat format;
@@ -1399,6 +1412,10 @@ static GstPadProbeReturn on_encoder_swap(GstPad *pad, GstPadProbeInfo *info, gpo
                 gst_bin_remove(GST_BIN(m->pipeline), m->encoder[i]);
                 m->encoder[i] = NULL;
         }
+        /* Only now: with rtpdtmfsrc at the new rate while the old chain was still linked, the old
+         * payloader renegotiated (webrtcbin sends RECONFIGURE when the answer connects its input)
+         * and rtpdtmfmux's common-rate rule handed Opus clock-rate=8000: not-negotiated. */
+        media_set_dtmf_format(m, &s->format);
 
         for (size_t i = 0; i < n; i++) {
                 gst_bin_add(GST_BIN(m->pipeline), chain[i]);
@@ -1430,19 +1447,6 @@ static int media_set_codec_preferences(Media *m, const char *text) {
                 return log_error_errno(-EINVAL, "Media: bad codec preference caps %s.", text);
         g_object_set(transceiver, "codec-preferences", caps, NULL);
         return 0;
-}
-
-/* rtpdtmfsrc's clock rate and payload type follow the send codec; its caps filter must match the
- * codec's clock rate even without telephone-event, as rtpdtmfmux intersects all inputs' rates. */
-static void media_set_dtmf_format(Media *m, const MediaFormat *f) {
-        g_autofree char *text = NULL;
-        g_autoptr(GstCaps) caps = NULL;
-
-        text = g_strdup_printf("application/x-rtp,clock-rate=%u", send_codecs[f->codec].rate);
-        caps = gst_caps_from_string(text);
-
-        g_object_set(m->dtmfcaps, "caps", caps, NULL);
-        g_object_set(m->dtmfsrc, "pt", (guint) (f->te_pt >= 0 ? f->te_pt : OFFER_PT_TE_48K), NULL);
 }
 
 typedef struct PayloadFilter {
@@ -1497,9 +1501,10 @@ static void media_apply_format(Media *m, const MediaFormat *f) {
          * blocked sink pad, and would fail with not-negotiated, stopping the microphone. */
         preferences = g_strconcat(offer_codec_preferences, ";", negotiated, NULL);
         (void) media_set_codec_preferences(m, preferences);
-        media_set_dtmf_format(m, f);
-        if (f->codec == m->initial.codec && f->pt == m->initial.pt)
+        if (f->codec == m->initial.codec && f->pt == m->initial.pt) {
+                media_set_dtmf_format(m, f);
                 return;
+        }
 
         log_debug("Media: the answer chose %s (payload type %d); switching the encoder.",
                   send_codecs[f->codec].name, f->pt);
@@ -2322,7 +2327,7 @@ void media_prewarm(void) {
 }
 
 void media_prewarm_join(void) {
-        gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+        gint64 deadline = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
 
         /* Exiting while the thread is inside OpenSSL's key generation crashes in OpenSSL's
          * atexit teardown: wait for it (at most the key generation time). */
@@ -2331,7 +2336,9 @@ void media_prewarm_join(void) {
         /* The same for pipelines still stopping in the background, with a bound. */
         g_mutex_lock(&teardown_lock);
         while (teardowns > 0)
-                if (!g_cond_wait_until(&teardown_cond, &teardown_lock, deadline))
+                if (!g_cond_wait_until(&teardown_cond, &teardown_lock, deadline)) {
+                        log_warning("Media: %u pipeline(s) still stopping after 2 s; exiting anyway.", teardowns);
                         break;
+                }
         g_mutex_unlock(&teardown_lock);
 }

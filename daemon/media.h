@@ -97,5 +97,5 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Media *, media_free);
 /* Create a throwaway DTLS element so the process-wide certificate is generated at start-up
  * instead of during the first call (platform-notes §1). Call once from main. */
 void media_prewarm(void);
-/* Waits for the prewarm thread and for pipelines still stopping (at most 5 s); call before exit. */
+/* Waits for the prewarm thread and for pipelines still stopping (at most 2 s); call before exit. */
 void media_prewarm_join(void);
