@@ -15,8 +15,8 @@
 
 /* Pipeline (platform-notes §1–§3):
  *
- *   pipewiresrc always-copy=true ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 !
- *     volume ! ENCODER ! rtpdtmfmux ! queue ! webrtcbin
+ *   pipewiresrc always-copy=true do-timestamp=true ! audioconvert ! audioresample !
+ *     audio/x-raw,rate=48000,channels=1 ! volume ! ENCODER ! rtpdtmfmux ! queue ! webrtcbin
  *   rtpdtmfsrc pt=101 ! application/x-rtp,clock-rate=48000 ! rtpdtmfmux.priority_sink_0
  *
  * where ENCODER is the send codec's chain:
@@ -36,8 +36,9 @@
  * volume's src pad: rtpdtmfmux forces one clock rate on all its inputs (caps queries), so parallel
  * Opus and G.711 branches into the same mux cannot negotiate, while a swapped chain renegotiates
  * the mux, webrtcbin's sink pad (accept-caps comes from the codec preferences, which list every
- * format we may send) and rtpdtmfsrc's clock rate cleanly. Answerer: the chain for the offer's
- * codec is built from the start (Opus, else PCMU, else PCMA) with the offer's payload types.
+ * format we may send) and rtpdtmfsrc's clock rate cleanly; Opus packets still queued in front of
+ * webrtcbin are dropped (PayloadFilter). Answerer: the chain for the offer's codec is built from
+ * the start (Opus, else PCMU, else PCMA) with the offer's payload types.
  *
  * DTMF out: digits are queued on the main context and paced with timers; each one is a "dtmf-event"
  * start/stop pair of custom upstream events pushed into rtpdtmfsrc's src pad (platform-notes §2),
@@ -2267,7 +2268,7 @@ Media *media_free(Media *m) {
                 /* The start is still blocked in pipewiresrc (see media_start()); our state change
                  * would wait for it. A worker stops and drops the pipeline instead. The callbacks
                  * are already cut off above, so nothing reaches the user from it. */
-                GstElement *pipeline = g_steal_pointer(&m->pipeline);
+                GstElement *pipeline = m->pipeline; /* the worker takes our reference */
 
                 log_debug("Media: pipeline still starting, stopping it in the background.");
                 gst_element_call_async(pipeline, media_stop_async, pipeline, gst_object_unref);
@@ -2277,11 +2278,15 @@ Media *media_free(Media *m) {
                 g_mutex_lock(&teardown_lock);
                 teardowns++;
                 g_mutex_unlock(&teardown_lock);
-                g_thread_unref(g_thread_new("media-teardown", teardown_thread, g_steal_pointer(&m->pipeline)));
+                g_thread_unref(g_thread_new("media-teardown", teardown_thread, m->pipeline));
         }
+        /* m->pipeline, m->webrtcbin and the other element pointers stay as they are: the stopping
+         * thread owns the pipeline now, but streaming threads run until it has stopped, and the
+         * ones that passed their media_is_freed() check just before still use them (create-offer,
+         * set-local-description, linking a receive branch). They are valid until those threads are
+         * joined; nothing on the main context reads them after this point. */
         gst_clear_object(&m->mux_sink);
         gst_clear_object(&m->queue_src);
-        m->webrtcbin = m->volume = m->dtmfsrc = m->dtmfcaps = NULL;
 
         media_unref(m);
         return NULL;
@@ -2337,7 +2342,8 @@ void media_prewarm_join(void) {
         g_mutex_lock(&teardown_lock);
         while (teardowns > 0)
                 if (!g_cond_wait_until(&teardown_cond, &teardown_lock, deadline)) {
-                        log_warning("Media: %u pipeline(s) still stopping after 2 s; exiting anyway.", teardowns);
+                        log_warning("Media: %u pipeline(s) still stopping after 2 s; exiting anyway.",
+                                    teardowns);
                         break;
                 }
         g_mutex_unlock(&teardown_lock);

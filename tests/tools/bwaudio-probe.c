@@ -210,7 +210,10 @@ static gboolean on_start_failed(gpointer userdata) {
 static void start_async(GstElement *pipeline, gpointer userdata) {
         Probe *p = userdata;
 
-        if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
+        /* READY connects to PipeWire: fails right away when it is not running, but the core sync
+         * after connecting has been seen to stall under load, so it is off the main thread too. */
+        if (gst_element_set_state(pipeline, GST_STATE_READY) == GST_STATE_CHANGE_FAILURE ||
+            gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
                 g_idle_add(on_start_failed, p);
         g_atomic_int_set(&p->starting, 0);
 }
@@ -364,15 +367,9 @@ int main(int argc, char *argv[]) {
         if (!play)
                 g_timeout_add_seconds(p.seconds_wanted + SLACK_SECONDS, on_deadline, &p);
 
-        /* READY connects to PipeWire: fails right away when it is not running. */
-        if (gst_element_set_state(p.pipeline, GST_STATE_READY) == GST_STATE_CHANGE_FAILURE) {
-                log_error("Cannot connect to PipeWire (is it running?).");
-                p.exit_code = 1;
-        } else {
-                g_atomic_int_set(&p.starting, 1);
-                gst_element_call_async(p.pipeline, start_async, &p, NULL);
-                g_main_loop_run(p.loop);
-        }
+        g_atomic_int_set(&p.starting, 1);
+        gst_element_call_async(p.pipeline, start_async, &p, NULL);
+        g_main_loop_run(p.loop);
 
         if (g_atomic_int_get(&p.starting)) {
                 /* Stopping would wait for the blocked start; never hang, leave now. */
