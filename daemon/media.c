@@ -15,8 +15,8 @@
 
 /* Pipeline (platform-notes §1–§3):
  *
- *   pipewiresrc always-copy=true do-timestamp=true ! audioconvert ! audioresample !
- *     audio/x-raw,rate=48000,channels=1 ! volume ! ENCODER ! rtpdtmfmux ! queue ! webrtcbin
+ *   pipewiresrc always-copy=true ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 !
+ *     volume ! ENCODER ! rtpdtmfmux ! queue ! webrtcbin
  *   rtpdtmfsrc pt=101 ! application/x-rtp,clock-rate=48000 ! rtpdtmfmux.priority_sink_0
  *
  * where ENCODER is the send codec's chain:
