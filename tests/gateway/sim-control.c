@@ -7,10 +7,11 @@
 
 /* The control endpoint: POST /control/<action>?k=v&... (parameters in the query string or an
  * application/x-www-form-urlencoded body) on the plain and the TLS port, so tests can make the
- * gateway act: call the client, cancel, hang up, hold/resume, send DTMF, REFER, OPTIONS. Every
- * reply is JSON: 200 {"ok":true,...}, or 4xx/5xx {"error":"..."} (400 bad request, 404 unknown
- * action/call/conn, 405 not POST, 409 the call is not in a state for that, 500 media could not
- * start). Everything here is input from a test; none of it may crash the sim. */
+ * gateway act: call the client, cancel, hang up, hold/resume, send DTMF, REFER, OPTIONS; and break
+ * its token endpoints and INVITE authentication on purpose. Every reply is JSON: 200
+ * {"ok":true,...}, or 4xx/5xx {"error":"..."} (400 bad request, 404 unknown action/call/conn, 405
+ * not POST, 409 the call is not in a state for that, 500 media could not start). Everything here
+ * is input from a test; none of it may crash the sim. */
 
 #define CONTROL_PATH "/control"
 
@@ -308,6 +309,139 @@ static int action_calls(Control *ctl) {
         return 0;
 }
 
+static void reply_token_faults(Control *ctl) {
+        const TokenFault *f = &ctl->s->token_fault;
+        json_object *o = ctl->reply;
+        bool armed = f->status > 0 || f->body != TOKEN_BODY_NONE || f->delay;
+
+        json_object_object_add(o, "armed", json_object_new_boolean(armed));
+        json_object_object_add(o, "status", f->status > 0 ? json_object_new_int64(f->status) : NULL);
+        json_object_object_add(o, "retry_after", f->status == SIM_HTTP_TOO_MANY_REQUESTS
+                                                         ? json_object_new_int64(f->retry_after)
+                                                         : NULL);
+        json_object_object_add(o, "body", f->body != TOKEN_BODY_NONE
+                                                  ? json_object_new_string(token_body_fault_to_string(f->body))
+                                                  : NULL);
+        json_object_object_add(o, "delay_ms", f->delay ? json_object_new_int64(f->delay_ms) : NULL);
+        /* Requests the fault still applies to; null: until cleared (or nothing armed). */
+        json_object_object_add(o, "count", armed && f->count > 0 ? json_object_new_int64(f->count) : NULL);
+        json_object_object_add(o, "expires_in", json_object_new_int64(token_lifetime_now(ctl->s)));
+}
+
+/* status/body/delay_ms (+ retry_after, count) replace the armed fault as a whole; expires_in on
+ * its own leaves it alone; no parameters at all clear everything, expires_in included. */
+static int action_token_faults(Control *ctl) {
+        static const char *const allowed[] = { "status", "retry_after", "body", "delay_ms", "expires_in",
+                                               "count", NULL };
+        TokenFault f = { .retry_after = 1 };
+        const char *body = param(ctl, "body");
+        unsigned expires_in = 0;
+        int r, has_status, has_retry, has_delay, has_expires, has_count;
+        Sim *s = ctl->s;
+
+        if ((r = check_params(ctl, allowed)) < 0)
+                return r;
+        if ((has_status = param_uint(ctl, "status", 400, 599, &f.status)) < 0 ||
+            (has_retry = param_uint(ctl, "retry_after", 0, 3600, &f.retry_after)) < 0 ||
+            (has_delay = param_uint(ctl, "delay_ms", 0, 120000, &f.delay_ms)) < 0 ||
+            (has_expires = param_uint(ctl, "expires_in", 1, 86400, &expires_in)) < 0 ||
+            (has_count = param_uint(ctl, "count", 1, 1000, &f.count)) < 0)
+                return -EINVAL;
+        if (body && token_body_fault_from_string(body, &f.body) < 0) {
+                ctl->error = "body must be garbage, not-object, no-token, bad-expiry or empty";
+                return -EINVAL;
+        }
+        if (has_status && body) {
+                ctl->error = "status and body exclude each other (a body fault answers 200)";
+                return -EINVAL;
+        }
+        if (has_retry && f.status != SIM_HTTP_TOO_MANY_REQUESTS) {
+                ctl->error = "retry_after goes with status=429";
+                return -EINVAL;
+        }
+        if (has_count && !has_status && !body && !has_delay) {
+                ctl->error = "count needs status, body or delay_ms";
+                return -EINVAL;
+        }
+        f.delay = has_delay;
+
+        if (g_hash_table_size(ctl->params) == 0) {
+                s->token_fault = (TokenFault) {};
+                s->token_expires_in = 0;
+                log_info("Token faults cleared; tokens live %u s.", s->token_lifetime);
+        } else {
+                if (has_status || body || has_delay) {
+                        const char *what = has_status ? "status" : body ? "body" : "delay";
+
+                        s->token_fault = f;
+                        if (f.count > 0)
+                                log_info("Token fault armed (%s%s) for the next %u requests.", what,
+                                         has_delay && (has_status || body) ? " + delay" : "", f.count);
+                        else
+                                log_info("Token fault armed (%s%s) until cleared.", what,
+                                         has_delay && (has_status || body) ? " + delay" : "");
+                }
+                if (has_expires) {
+                        s->token_expires_in = expires_in;
+                        log_info("Tokens minted from now on live %u s.", expires_in);
+                }
+        }
+        reply_token_faults(ctl);
+        return 0;
+}
+
+static int action_revoke_tokens(Control *ctl) {
+        static const char *const allowed[] = { NULL };
+        json_object *ev;
+        unsigned n;
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0)
+                return r;
+        n = token_revoke_all(ctl->s);
+        log_info("Revoked %u tokens.", n);
+        ev = event_new("tokens-revoked");
+        event_add_int(ev, "count", n);
+        event_emit(ev);
+        json_object_object_add(ctl->reply, "count", json_object_new_int64(n));
+        return 0;
+}
+
+/* The next count initial INVITEs are refused with status whatever their token; no parameters
+ * clear it. */
+static int action_invite_auth(Control *ctl) {
+        static const char *const allowed[] = { "status", "count", NULL };
+        unsigned status = 0, count = 1;
+        int r;
+        Sim *s = ctl->s;
+
+        if ((r = check_params(ctl, allowed)) < 0 || param_uint(ctl, "count", 1, 1000, &count) < 0)
+                return -EINVAL;
+        if (g_hash_table_size(ctl->params) == 0) {
+                s->invite_auth_status = 0;
+                s->invite_auth_left = 0;
+        } else {
+                const char *v = param(ctl, "status");
+
+                if (!v) {
+                        ctl->error = "status= is required (401 or 403)";
+                        return -EINVAL;
+                }
+                if (strcmp(v, "401") != 0 && strcmp(v, "403") != 0) {
+                        ctl->error = "status must be 401 or 403";
+                        return -EINVAL;
+                }
+                status = strcmp(v, "401") == 0 ? SOUP_STATUS_UNAUTHORIZED : SOUP_STATUS_FORBIDDEN;
+                s->invite_auth_status = status;
+                s->invite_auth_left = count;
+                log_info("The next %u INVITEs get %u.", count, status);
+        }
+        json_object_object_add(ctl->reply, "status",
+                               s->invite_auth_left > 0 ? json_object_new_int64(s->invite_auth_status) : NULL);
+        json_object_object_add(ctl->reply, "count", json_object_new_int64(s->invite_auth_left));
+        return 0;
+}
+
 static guint control_status(int r) {
         switch (r) {
         case 0:
@@ -382,9 +516,15 @@ static void control_handler(SoupServer *server, SoupServerMessage *msg, const ch
                         r = action_options(&ctl);
                 else if (strcmp(action, "calls") == 0)
                         r = action_calls(&ctl);
+                else if (strcmp(action, "token-faults") == 0)
+                        r = action_token_faults(&ctl);
+                else if (strcmp(action, "revoke-tokens") == 0)
+                        r = action_revoke_tokens(&ctl);
+                else if (strcmp(action, "invite-auth") == 0)
+                        r = action_invite_auth(&ctl);
                 else {
                         ctl.error = "unknown action; one of call, cancel, bye, hold, resume, media-stop, dtmf, "
-                                    "refer, options, calls";
+                                    "refer, options, calls, token-faults, revoke-tokens, invite-auth";
                         r = -ENOENT;
                 }
                 status = control_status(r);

@@ -50,25 +50,37 @@ static const char number_plan_help[] =
         "  POST /control/refer?call_id=ID&target=E164    REFER the client\n"
         "  POST /control/options?call_id=ID | ?to=USER[&conn=ID]   OPTIONS\n"
         "  POST /control/calls                           list calls\n"
+        "  POST /control/token-faults[?status=400..599[&retry_after=S]|body=garbage|not-object|\n"
+        "                    no-token|bad-expiry|empty][&delay_ms=MS][&count=N][&expires_in=SEC]\n"
+        "                    the token endpoints misbehave (no parameters: clear all)\n"
+        "  POST /control/revoke-tokens                   every token minted so far stops working\n"
+        "  POST /control/invite-auth?status=401|403[&count=N]   refuse the next N INVITEs\n"
+        "                    (no parameters: clear)\n"
         "\n"
-        "Prints one line \"READY ws=... [wss=...] token=...\" on stdout when listening.\n"
+        "Token endpoints: POST /api/v1/oauth2/token (OAuth client credentials) and\n"
+        "GET /customer/token (a customer's token URL; with --customer-key-file it needs\n"
+        "\"Authorization: Bearer KEY\" or \"X-Api-Key: KEY\").\n"
+        "\n"
+        "Prints one line \"READY ws=... [wss=...] token=... customer=...\" on stdout when\n"
+        "listening.\n"
         "--events FILE appends one JSON object per line; see tests/gateway/README.md.";
 
-static int read_secret_file(const char *path, char **ret) {
+/* The first line of a file holding a secret (what: for messages). */
+static int read_secret_file(const char *path, const char *what, char **ret) {
         g_autofree char *contents = NULL;
         g_autoptr(GError) err = NULL;
         gsize len = 0;
         char *nl;
 
         if (!g_file_get_contents(path, &contents, &len, &err))
-                return log_error_errno(-ENOENT, "Failed to read the client secret file %s: %s", path,
+                return log_error_errno(-ENOENT, "Failed to read the %s file %s: %s", what, path,
                                        err->message);
         nl = strpbrk(contents, "\r\n");
         if (nl)
                 *nl = '\0';
         if (!*contents) {
                 explicit_bzero(contents, len);
-                return log_error_errno(-EINVAL, "The client secret file %s has an empty first line.", path);
+                return log_error_errno(-EINVAL, "The %s file %s has an empty first line.", what, path);
         }
         *ret = g_strdup(contents);
         explicit_bzero(contents, len);
@@ -117,7 +129,7 @@ int main(int argc, char **argv) {
         gint ws_port = 0, wss_port = -1, token_lifetime = 3600;
         gint ring_ms = 1000, answer_delay_ms = 2000, hangup_ms = 2000;
         g_autofree char *cert = NULL, *key = NULL, *client_id = NULL, *secret_file = NULL, *events = NULL,
-                        *ice_address = NULL, *domain = NULL;
+                        *ice_address = NULL, *domain = NULL, *customer_key_file = NULL;
         gboolean no_pong = FALSE, no_auth = FALSE, verbose = FALSE;
         GOptionEntry entries[] = {
                 { "ws-port", 0, 0, G_OPTION_ARG_INT, &ws_port, "Plain ws:// + http:// port (0 = any free)",
@@ -131,6 +143,9 @@ int main(int argc, char **argv) {
                   "File whose first line is the OAuth client secret", "FILE" },
                 { "token-lifetime", 0, 0, G_OPTION_ARG_INT, &token_lifetime, "Token expires_in (3600)",
                   "SEC" },
+                { "customer-key-file", 0, 0, G_OPTION_ARG_FILENAME, &customer_key_file,
+                  "File whose first line is the API key GET /customer/token requires (none: no key needed)",
+                  "FILE" },
                 { "events", 0, 0, G_OPTION_ARG_FILENAME, &events, "Append JSON-lines events to FILE",
                   "FILE" },
                 { "ice-address", 0, 0, G_OPTION_ARG_STRING, &ice_address,
@@ -204,7 +219,9 @@ int main(int argc, char **argv) {
         s->ring_ms = (unsigned) ring_ms;
         s->answer_delay_ms = (unsigned) answer_delay_ms;
         s->hangup_ms = (unsigned) hangup_ms;
-        if (secret_file && read_secret_file(secret_file, &s->client_secret) < 0)
+        if (secret_file && read_secret_file(secret_file, "client secret", &s->client_secret) < 0)
+                goto out;
+        if (customer_key_file && read_secret_file(customer_key_file, "customer key", &s->customer_key) < 0)
                 goto out;
         if (!s->client_id)
                 log_warning("No --client-id/--client-secret-file: "
@@ -248,8 +265,11 @@ int main(int argc, char **argv) {
         if (tls) {
                 s->wss_url = g_strdup_printf("wss://localhost:%u/", s->wss_port);
                 s->token_url = g_strdup_printf("https://localhost:%u" SIM_TOKEN_PATH, s->wss_port);
-        } else
+                s->customer_url = g_strdup_printf("https://localhost:%u" SIM_CUSTOMER_TOKEN_PATH, s->wss_port);
+        } else {
                 s->token_url = g_strdup_printf("http://127.0.0.1:%u" SIM_TOKEN_PATH, s->ws_port);
+                s->customer_url = g_strdup_printf("http://127.0.0.1:%u" SIM_CUSTOMER_TOKEN_PATH, s->ws_port);
+        }
 
         g_unix_signal_add(SIGTERM, on_signal, s);
         g_unix_signal_add(SIGINT, on_signal, s);
@@ -258,14 +278,18 @@ int main(int argc, char **argv) {
         event_add_string(ev, "ws_url", s->ws_url);
         event_add_string(ev, "wss_url", s->wss_url);
         event_add_string(ev, "token_url", s->token_url);
+        event_add_string(ev, "customer_url", s->customer_url);
         event_add_int(ev, "pid", getpid());
         event_emit(ev);
-        log_info("Listening: %s%s%s, token endpoint %s", s->ws_url, s->wss_url ? " " : "",
-                 s->wss_url ? s->wss_url : "", s->token_url);
+        log_info("Listening: %s%s%s, token endpoint %s, customer token URL %s%s", s->ws_url,
+                 s->wss_url ? " " : "", s->wss_url ? s->wss_url : "", s->token_url, s->customer_url,
+                 s->customer_key ? " (API key required)" : "");
+        /* New fields go at the end: parsers split on spaces and may index the first ones. */
         if (s->wss_url)
-                printf("READY ws=%s wss=%s token=%s\n", s->ws_url, s->wss_url, s->token_url);
+                printf("READY ws=%s wss=%s token=%s customer=%s\n", s->ws_url, s->wss_url, s->token_url,
+                       s->customer_url);
         else
-                printf("READY ws=%s token=%s\n", s->ws_url, s->token_url);
+                printf("READY ws=%s token=%s customer=%s\n", s->ws_url, s->token_url, s->customer_url);
         fflush(stdout);
 
         g_main_loop_run(s->loop);
@@ -283,12 +307,17 @@ out:
                 explicit_bzero(s->client_secret, strlen(s->client_secret));
                 g_free(s->client_secret);
         }
+        if (s->customer_key) {
+                explicit_bzero(s->customer_key, strlen(s->customer_key));
+                g_free(s->customer_key);
+        }
         g_free(s->client_id);
         g_free(s->ice_address);
         g_free(s->domain);
         g_free(s->ws_url);
         g_free(s->wss_url);
         g_free(s->token_url);
+        g_free(s->customer_url);
         if (s->loop)
                 g_main_loop_unref(s->loop);
         return ret;

@@ -74,8 +74,10 @@ static void call_respond_invite(Call *c, int code, const char *body) {
         if (code > 100 && code < 300)
                 contact = call_contact_header(c, c->conn);
         sim_respond(c->sim, c->conn, c->invite, code, c->local_tag, contact, body, c->number);
-        if (code >= 200)
+        if (code >= 200) {
                 c->final_sent = true;
+                c->final_status = code;
+        }
 }
 
 static void call_reject(Call *c, int code, const char *extra_headers) {
@@ -84,6 +86,7 @@ static void call_reject(Call *c, int code, const char *extra_headers) {
         if (!c->final_sent && c->invite) {
                 sim_respond(c->sim, c->conn, c->invite, code, c->local_tag, extra_headers, NULL, c->number);
                 c->final_sent = true;
+                c->final_status = code;
         }
         call_end(c, cause);
 }
@@ -524,16 +527,29 @@ static json_object *request_event(Conn *conn, const SipMsg *m, const char *numbe
         return ev;
 }
 
+#define AUTH_CHALLENGE "WWW-Authenticate: Bearer realm=\"" SIM_NAME "\", error=\"invalid_token\"\r\n"
+
 static void sip_handle_initial_invite(Conn *conn, SipMsg *m) {
         Sim *s = conn->sim;
-        g_autofree char *jti = NULL;
+        g_autofree char *jti = NULL, *injected_error = NULL;
         const char *auth_error = NULL;
+        unsigned injected = 0;
         bool authorized;
         json_object *ev;
         Call *c;
         int code = 0;
 
         c = g_hash_table_lookup(s->calls, m->call_id);
+        /* After a refusal (a 401/403 above all: RFC 3261 §22.2) the client may send the INVITE
+         * again in the same Call-ID with a higher CSeq and no To tag. That is a new transaction,
+         * not a loop: the refused call, only lingering to absorb its ACK, makes way (early
+         * reaping; a late ACK of it is absorbed all the same). */
+        if (c && !c->outbound && c->state == CALL_ENDED && c->final_status >= 300 && c->invite &&
+            m->cseq > c->invite->cseq) {
+                log_info("INVITE %s: new attempt (CSeq %u) after %d.", m->call_id, m->cseq, c->final_status);
+                g_hash_table_remove(s->calls, m->call_id); /* frees c */
+                c = NULL;
+        }
         if (c) {
                 ev = request_event(conn, m, c->number);
                 event_emit(ev);
@@ -547,12 +563,23 @@ static void sip_handle_initial_invite(Conn *conn, SipMsg *m) {
         }
 
         authorized = token_check_authorization(s, sipmsg_header(m, "Authorization"), &jti, &auth_error) >= 0;
+        /* /control/invite-auth: refuse this one whatever its token (even with --no-auth). The
+         * token is still checked above, so the event keeps its token_jti. */
+        if (s->invite_auth_left > 0) {
+                injected = s->invite_auth_status;
+                if (--s->invite_auth_left == 0)
+                        s->invite_auth_status = 0;
+                authorized = false;
+                auth_error = injected_error = g_strdup_printf("injected %u", injected);
+        }
         ev = request_event(conn, m, m->ruri_user);
         event_add_bool(ev, "authorized", authorized);
         if (!authorized)
                 event_add_string(ev, "auth_error", auth_error);
         if (jti)
                 event_add_string(ev, "token_jti", jti);
+        if (token_is_revoked(s, jti))
+                event_add_bool(ev, "token_revoked", true);
         event_emit(ev);
 
         c = call_new(s, m->call_id, m->ruri_user, conn);
@@ -566,9 +593,12 @@ static void sip_handle_initial_invite(Conn *conn, SipMsg *m) {
                  authorized ? "authorized" : auth_error);
 
         call_respond_invite(c, 100, NULL);
+        if (injected > 0) {
+                call_reject(c, (int) injected, AUTH_CHALLENGE);
+                return;
+        }
         if (!authorized && s->require_auth) {
-                call_reject(c, 401,
-                            "WWW-Authenticate: Bearer realm=\"" SIM_NAME "\", error=\"invalid_token\"\r\n");
+                call_reject(c, 401, AUTH_CHALLENGE);
                 return;
         }
         c->script = number_plan(c->number, &code);

@@ -95,6 +95,7 @@ struct Call {
         char *contact_host;
         uint32_t local_cseq;
         bool final_sent; /* client's calls: the INVITE has its final response */
+        int final_status; /* ... and which (0 while none) */
 
         bool may_answer; /* the script's wait before 200 is over */
         bool early_sent;

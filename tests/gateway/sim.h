@@ -16,11 +16,34 @@
 #define SIM_NAME "bwgw-sim"
 #define SIM_ALLOW "INVITE,ACK,CANCEL,BYE,OPTIONS,INFO,REFER,NOTIFY"
 #define SIM_TOKEN_PATH "/api/v1/oauth2/token"
+#define SIM_CUSTOMER_TOKEN_PATH "/customer/token"
+#define SIM_CUSTOMER_CLIENT_ID "customer-backend"
 #define SIM_SCOPE "voice.webrtc"
 #define SIM_DEFAULT_DOMAIN "gw.webrtc-app.bandwidth.com"
+#define SIM_HTTP_TOO_MANY_REQUESTS 429 /* libsoup has no name for it */
 
 typedef struct Call Call;
 typedef struct Conn Conn;
+
+/* What POST /control/token-faults made the token endpoints do wrong (sim-token.c). */
+typedef enum TokenBodyFault {
+        TOKEN_BODY_NONE,
+        TOKEN_BODY_GARBAGE,    /* 200 "<html>oops" */
+        TOKEN_BODY_NOT_OBJECT, /* 200 "[1,2]" */
+        TOKEN_BODY_NO_TOKEN,   /* 200 {"expires_in":N} */
+        TOKEN_BODY_BAD_EXPIRY, /* 200 {"access_token":<real JWT>,"expires_in":"soon"} */
+        TOKEN_BODY_EMPTY,      /* 200, no body at all */
+        _TOKEN_BODY_MAX,
+} TokenBodyFault;
+
+typedef struct TokenFault {
+        unsigned status;      /* 400..599 instead of minting; 0 = none */
+        unsigned retry_after; /* Retry-After of an injected 429 */
+        TokenBodyFault body;
+        bool delay;           /* hold the answer back delay_ms (0 is a real, if short, delay) */
+        unsigned delay_ms;
+        unsigned count;       /* requests it still applies to; 0 = until cleared */
+} TokenFault;
 
 typedef struct Sim {
         GMainLoop *loop;
@@ -28,12 +51,13 @@ typedef struct Sim {
 
         /* Listening ports (the real ones once listening); wss_port is 0 without --cert. */
         guint ws_port, wss_port;
-        char *ws_url, *wss_url, *token_url;
+        char *ws_url, *wss_url, *token_url, *customer_url;
 
         /* Configuration from the command line. */
         char *client_id;
         char *client_secret; /* from --client-secret-file; never logged, never in an event */
         unsigned token_lifetime;
+        char *customer_key; /* from --customer-key-file; never logged, never in an event */
         char *ice_address;
         bool pong;
         bool require_auth;
@@ -43,6 +67,13 @@ typedef struct Sim {
         /* OAuth: per-process HMAC key and the tokens minted with it. */
         uint8_t jwt_key[32];
         GHashTable *tokens; /* jti → Token (sim-token.c) */
+
+        /* Fault injection (/control/token-faults, /control/invite-auth). */
+        TokenFault token_fault;       /* applies while status, body or delay is set */
+        unsigned token_expires_in;    /* lifetime of tokens minted from now on; 0 = token_lifetime */
+        GList *token_delayed;         /* TokenDelay: token requests held back by a delay fault */
+        unsigned invite_auth_status;  /* 401/403 for the next invite_auth_left initial INVITEs */
+        unsigned invite_auth_left;
 
         /* SIP. */
         GHashTable *calls; /* Call-ID → Call, owned; ended calls linger a while to absorb ACKs */
@@ -66,14 +97,23 @@ void event_add_bool(json_object *o, const char *key, bool value);
 void event_emit(json_object *o);
 double now_realtime(void);
 
-/* sim-token.c: OAuth token endpoint and JWT checks. */
+/* sim-token.c: the OAuth and customer token endpoints, their injected faults, JWT checks. */
 int token_setup(Sim *s);
 void token_teardown(Sim *s);
 /* Checks an Authorization header value ("Bearer <jwt>"; NULL = header missing). Returns 0 if the
- * token is one we minted and not expired; otherwise -EACCES and *ret_error is one of "missing",
- * "malformed", "bad-signature", "unknown", "expired". *ret_jti gets the jti whenever the
- * signature was valid (caller frees), else NULL. */
+ * token is one we minted, not revoked and not expired; otherwise -EACCES and *ret_error is one of
+ * "missing", "malformed", "bad-signature", "unknown" (also for a revoked token), "expired".
+ * *ret_jti gets the jti whenever the signature was valid (caller frees), else NULL. */
 int token_check_authorization(Sim *s, const char *value, char **ret_jti, const char **ret_error);
+/* Whether the token with this jti was revoked by /control/revoke-tokens (it then checks as
+ * "unknown"). */
+bool token_is_revoked(Sim *s, const char *jti);
+/* Every token minted so far stops being valid; returns how many were newly revoked. */
+unsigned token_revoke_all(Sim *s);
+/* The lifetime of tokens minted now (seconds). */
+unsigned token_lifetime_now(Sim *s);
+const char *token_body_fault_to_string(TokenBodyFault b);
+int token_body_fault_from_string(const char *s, TokenBodyFault *ret);
 
 /* sim-sip.c: SIP over WebSocket. */
 void sip_setup(Sim *s);
