@@ -32,7 +32,8 @@ static bool arg_reject_code_set = false;
 
 static const char usage_text[] =
         "Usage: bwcall [OPTIONS...] VERB [ARGS...]\n"
-        "Verbs: status | connect | disconnect | token set TOKEN|- | monitor | wait-incoming |\n"
+        "Verbs: status | connect | disconnect | token [set TOKEN|- | refresh] | monitor |\n"
+        "       wait-incoming |\n"
         "       dial NUMBER | answer [CALL] | reject [CALL] | redirect [CALL] TARGET |\n"
         "       hangup [CALL] | hangup-all | mute [CALL] | unmute [CALL] | hold [CALL] |\n"
         "       resume [CALL] | dtmf [CALL] DIGITS | transfer [CALL] TARGET | calls\n"
@@ -45,8 +46,11 @@ static void help(void) {
                "  status                 Show the phone: state, gateway, caller ID, token state\n"
                "  connect                Open the connection to the gateway\n"
                "  disconnect             End every call and close the connection\n"
+               "  token                  Show the token: mode, state, expiry, last error (never\n"
+               "                         the token itself)\n"
                "  token set TOKEN|-      Hand the daemon an OAuth token ('-': read it from stdin,\n"
                "                         which keeps it out of ps)\n"
+               "  token refresh          Fetch a new token now (client-credentials, token-url)\n"
                "  monitor                Print every signal of bwcalld as it happens\n"
                "  wait-incoming          Wait for an incoming call (or take one that is already\n"
                "                         ringing), print its object path and exit\n\n"
@@ -390,14 +394,12 @@ static void print_property(const char *name, json_object *value) {
         print_field(FIELD_WIDTH, name, text ?: "?");
 }
 
-static int verb_status(int argc, char **argv) {
-        static const char *const order[] = { "State", "Initialized", "Server", "CallerId", "TokenState",
-                                             "TokenExpiresAt", "Version", "Calls", NULL };
+/* All properties of the Phone as a JSON object; an exit status on failure. */
+static int phone_get_properties(const char *verb, json_object **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(json_object_putp) json_object *props = NULL;
-        json_object *v;
         int r;
 
         r = client_open_bus(&bus);
@@ -407,12 +409,27 @@ static int verb_status(int argc, char **argv) {
         r = client_call_method(bus, BWCALL_PHONE_PATH, "org.freedesktop.DBus.Properties", "GetAll", &error,
                                &reply, "s", BWCALL_PHONE_IFACE);
         if (r < 0)
-                return report_bus_error(argv[0], &error, r);
+                return report_bus_error(verb, &error, r);
 
         r = bus_message_read_json(reply, &props);
         if (r < 0 || !json_object_is_type(props, json_type_object))
                 return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("BadReply"),
-                                    "%s: Unexpected GetAll reply: %s", argv[0], strerror(r < 0 ? -r : EBADMSG));
+                                    "%s: Unexpected GetAll reply: %s", verb, strerror(r < 0 ? -r : EBADMSG));
+        *ret = TAKE_PTR(props);
+        return EXIT_OK;
+}
+
+static int verb_status(int argc, char **argv) {
+        static const char *const order[] = { "State", "Initialized", "Server", "CallerId", "TokenMode",
+                                             "TokenState", "TokenExpiresAt", "TokenError", "Version", "Calls",
+                                             NULL };
+        _cleanup_(json_object_putp) json_object *props = NULL;
+        json_object *v;
+        int r;
+
+        r = phone_get_properties(argv[0], &props);
+        if (r != EXIT_OK)
+                return r;
 
         if (arg_json) {
                 print_json(props);
@@ -687,14 +704,76 @@ static int read_token_stdin(char **ret) {
         return 0;
 }
 
+/* "bwcall token": what a user needs to know about the token, never the token. */
+static int verb_token_show(void) {
+        static const char *const fields[] = { "TokenMode", "TokenState", "TokenExpiresAt", "TokenError", NULL };
+        _cleanup_(json_object_putp) json_object *props = NULL, *out = NULL;
+        json_object *v;
+        int r;
+
+        r = phone_get_properties("token", &props);
+        if (r != EXIT_OK)
+                return r;
+        out = json_object_new_object();
+        if (!out)
+                return log_oom(), EXIT_FAILED;
+        for (size_t i = 0; fields[i]; i++) {
+                v = json_object_object_get(props, fields[i]);
+                if (!v)
+                        continue;
+                if (arg_json)
+                        json_object_object_add(out, fields[i], json_object_get(v));
+                else if (strcmp(fields[i], "TokenExpiresAt") == 0)
+                        print_token_expiry(json_object_get_uint64(v));
+                else if (strcmp(fields[i], "TokenError") != 0 || *json_object_get_string(v))
+                        print_property(fields[i], v);
+        }
+        if (arg_json)
+                print_json(out);
+        return EXIT_OK;
+}
+
+static int verb_token_refresh(void) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint64_t expires_at = 0;
+        int r;
+
+        r = client_open_bus(&bus);
+        if (r != EXIT_OK)
+                return r;
+        r = client_call_method(bus, BWCALL_PHONE_PATH, BWCALL_PHONE_IFACE, "RefreshToken", &error, &reply, "");
+        if (r < 0)
+                return report_bus_error("token refresh", &error, r);
+        r = sd_bus_message_read(reply, "t", &expires_at);
+        if (r < 0)
+                return report_error(EXIT_FAILED, BWCALL_CLIENT_ERROR("BadReply"),
+                                    "token refresh: Unexpected reply: %s", strerror(-r));
+        if (!arg_json) {
+                print_token_expiry(expires_at);
+                return EXIT_OK;
+        }
+        return print_ok(NULL, "TokenExpiresAt", json_object_new_uint64(expires_at));
+}
+
 static int verb_token(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(erase_and_freep) char *token = NULL;
         int r;
 
+        if (argc == 1)
+                return verb_token_show();
+        if (strcmp(argv[1], "refresh") == 0) {
+                if (argc != 2)
+                        return report_usage("token refresh: Takes no arguments");
+                return verb_token_refresh();
+        }
         if (strcmp(argv[1], "set") != 0)
-                return report_usage("token: Unknown operation \"%s\" (only \"set\" exists)", argv[1]);
+                return report_usage("token: Unknown operation \"%s\" (expected set or refresh)", argv[1]);
+        if (argc != 3)
+                return report_usage("token set: Expected the token or '-' (read it from stdin)");
 
         if (strcmp(argv[2], "-") == 0) {
                 r = read_token_stdin(&token);
@@ -740,7 +819,7 @@ static const Verb verbs[] = {
         { "hangup", 0, 1, verb_hangup },         { "hangup-all", 0, 0, verb_hangup_all },
         { "mute", 0, 1, verb_mute },             { "unmute", 0, 1, verb_mute },
         { "calls", 0, 0, verb_calls },           { "monitor", 0, 0, verb_monitor },
-        { "token", 2, 2, verb_token },           { "answer", 0, 1, verb_answer },
+        { "token", 0, 2, verb_token },           { "answer", 0, 1, verb_answer },
         { "reject", 0, 1, verb_reject },         { "redirect", 1, 2, verb_redirect },
         { "hold", 0, 1, verb_hold },             { "resume", 0, 1, verb_hold },
         { "dtmf", 1, 2, verb_dtmf },             { "transfer", 1, 2, verb_transfer },

@@ -24,6 +24,7 @@ static const struct {
         { BWCALL_PHONE_IFACE, "CallAdded", { "call" } },
         { BWCALL_PHONE_IFACE, "CallRemoved", { "call" } },
         { BWCALL_PHONE_IFACE, "IncomingCall", { "call", "from" } },
+        { BWCALL_PHONE_IFACE, "TokenRefreshed", { "expires_at" } },
         { BWCALL_CALL_IFACE, "StateChanged", { "old", "new", "cause" } },
         { BWCALL_CALL_IFACE, "HoldStateChanged", { "is_hold", "is_remote" } },
         { BWCALL_CALL_IFACE, "DtmfReceived", { "digit" } },

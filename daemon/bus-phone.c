@@ -47,6 +47,21 @@ static int property_get_token_expires_at(sd_bus *bus, const char *path, const ch
         return sd_bus_message_append(reply, "t", token_get_expires_at(ctx->phone->token));
 }
 
+static int property_get_token_error(sd_bus *bus, const char *path, const char *interface,
+                                    const char *property, sd_bus_message *reply, void *userdata,
+                                    sd_bus_error *error) {
+        BusContext *ctx = userdata;
+        const char *e = token_get_error(ctx->phone->token);
+        return sd_bus_message_append(reply, "s", e ? e : "");
+}
+
+static int property_get_token_mode(sd_bus *bus, const char *path, const char *interface,
+                                   const char *property, sd_bus_message *reply, void *userdata,
+                                   sd_bus_error *error) {
+        BusContext *ctx = userdata;
+        return sd_bus_message_append(reply, "s", token_get_mode(ctx->phone->token));
+}
+
 static int property_get_calls(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         BusContext *ctx = userdata;
@@ -175,6 +190,29 @@ static int method_set_oauth_token(sd_bus_message *m, void *userdata, sd_bus_erro
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static void on_refresh_done(Token *t, int error, const char *message, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+
+        if (error < 0)
+                (void) bus_reply_errno(m, error, "Cannot refresh the OAuth token: %s", message);
+        else
+                (void) sd_bus_reply_method_return(m, "t", token_get_expires_at(t));
+}
+
+static int method_refresh_token(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusContext *ctx = userdata;
+        int r;
+
+        r = token_refresh(ctx->phone->token, on_refresh_done, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_STATE,
+                                         "Token mode is %s: bwcalld cannot fetch tokens; set one with "
+                                         "SetOAuthToken.", token_get_mode(ctx->phone->token));
+        }
+        return 1;
+}
+
 static int method_hangup_all(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusContext *ctx = userdata;
 
@@ -191,6 +229,8 @@ static const sd_bus_vtable phone_vtable[] = {
         SD_BUS_PROPERTY("TokenState", "s", property_get_token_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("TokenExpiresAt", "t", property_get_token_expires_at, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("TokenError", "s", property_get_token_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("TokenMode", "s", property_get_token_mode, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Calls", "ao", property_get_calls, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD("Connect", NULL, NULL, method_connect, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -199,11 +239,14 @@ static const sd_bus_vtable phone_vtable[] = {
                                 method_dial, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetOAuthToken", SD_BUS_ARGS("s", token), SD_BUS_NO_RESULT,
                                 method_set_oauth_token, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_ARGS("RefreshToken", SD_BUS_NO_ARGS, SD_BUS_RESULT("t", expires_at),
+                                method_refresh_token, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("HangupAll", NULL, NULL, method_hangup_all, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("LoginStateChanged", SD_BUS_ARGS("b", is_login, "s", cause), 0),
         SD_BUS_SIGNAL_WITH_ARGS("CallAdded", SD_BUS_ARGS("o", call), 0),
         SD_BUS_SIGNAL_WITH_ARGS("CallRemoved", SD_BUS_ARGS("o", call), 0),
         SD_BUS_SIGNAL_WITH_ARGS("IncomingCall", SD_BUS_ARGS("o", call, "s", from), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("TokenRefreshed", SD_BUS_ARGS("t", expires_at), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -267,6 +310,15 @@ static void on_incoming_call(Phone *p, Call *c, const char *from, void *userdata
                 log_warning_errno(r, "Failed to emit IncomingCall: %m");
 }
 
+static void on_token_refreshed(Phone *p, uint64_t expires_at, void *userdata) {
+        BusContext *ctx = userdata;
+        int r;
+
+        r = sd_bus_emit_signal(ctx->bus, BUS_PHONE_PATH, BUS_PHONE_INTERFACE, "TokenRefreshed", "t", expires_at);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit TokenRefreshed: %m");
+}
+
 static const PhoneObserver bus_phone_observer = {
         .phone_changed = on_phone_changed,
         .login_state_changed = on_login_state_changed,
@@ -278,6 +330,7 @@ static const PhoneObserver bus_phone_observer = {
         .dtmf_received = on_dtmf_received,
         .incoming_call = on_incoming_call,
         .transfer_requested = on_transfer_requested,
+        .token_refreshed = on_token_refreshed,
 };
 
 int bus_phone_register(BusContext *ctx) {

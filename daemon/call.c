@@ -247,11 +247,10 @@ static gboolean on_timer_b(gpointer userdata) {
 
 /* ---- media callbacks ---- */
 
+static void call_send_invite(Call *c, const char *sdp);
+
 static void on_offer_ready(Media *m, const char *sdp, int error, void *userdata) {
         Call *c = userdata;
-        const char *token;
-        char *invite;
-        int r;
 
         if (call_is_terminated(c)) /* hung up while gathering: nothing goes on the wire (SDK) */
                 return;
@@ -274,6 +273,15 @@ static void on_offer_ready(Media *m, const char *sdp, int error, void *userdata)
                 call_sip_finished(c);
                 return;
         }
+
+        call_send_invite(c, sdp);
+}
+
+/* The initial INVITE, also its one retry with a fresh token after a 401/403. */
+static void call_send_invite(Call *c, const char *sdp) {
+        const char *token;
+        char *invite;
+        int r;
 
         token = token_peek(c->phone->token);
         if (!token) {
@@ -561,11 +569,56 @@ static void call_handle_invite_2xx(Call *c, const SipMessage *m) {
         call_set_state(c, CALL_STATE_ACTIVE, NULL, 0);
 }
 
+static void on_auth_retry_token(Token *t, int error, const char *message, void *userdata) {
+        _cleanup_(call_unrefp) Call *c = userdata;
+        const char *sdp;
+
+        if (call_is_terminated(c))
+                return; /* hung up while the new token was on its way */
+        sdp = c->media ? media_get_local_sdp(c->media) : NULL;
+        if (error < 0 || !sdp) {
+                log_warning("Call %u: no new OAuth token after the gateway refused ours: %s", c->id,
+                            message ? message : "no local SDP");
+                call_set_state(c, CALL_STATE_TERMINATED, "Authentication Error", c->auth_retry_status);
+                call_sip_finished(c);
+                return;
+        }
+        /* The same request again with the new token, as for a digest challenge: same Call-ID and
+         * From tag, next CSeq, new branch, no To tag. */
+        c->dialog->local_cseq++;
+        g_clear_pointer(&c->dialog->remote_tag, g_free);
+        log_info("Call %u: retrying the INVITE with a new OAuth token.", c->id);
+        call_send_invite(c, sdp);
+}
+
+/* A 401/403 to the INVITE means the gateway no longer takes our token (revoked, or the clock
+ * says expired while we think not): fetch a new one and try once more, transparently. */
+static bool call_retry_auth(Call *c, unsigned status) {
+        if ((status != 401 && status != 403) || c->auth_retried || call_is_terminated(c) ||
+            c->phone->config->token_mode == TOKEN_MODE_EXTERNAL)
+                return false;
+        c->auth_retried = true;
+        c->auth_retry_status = status;
+        /* Nothing is in flight until the new INVITE: a hang-up meanwhile needs no CANCEL. */
+        c->invite_sent = c->got_provisional = c->cancel_pending = false;
+        token_reject(c->phone->token, status == 401 ? "the gateway answered 401 Unauthorized"
+                                                    : "the gateway answered 403 Forbidden");
+        token_acquire(c->phone->token, on_auth_retry_token, call_ref(c));
+        return true;
+}
+
 static void call_handle_invite_final_error(Call *c, const SipMessage *m, unsigned status) {
         g_clear_handle_id(&c->timer_b, g_source_remove);
         call_send(c, sip_build_ack_non2xx(&c->phone->ua, c->dialog, sip_message_to_tag(m)));
+        if (call_retry_auth(c, status))
+                return;
+        /* Refused again with a fresh token: the account, not the token, is the problem (JsSIP
+         * alone would call a 403 "SIP Failure Code"). */
         if (!call_is_terminated(c))
-                call_set_state(c, CALL_STATE_TERMINATED, sip_status_to_cause(status), status);
+                call_set_state(c, CALL_STATE_TERMINATED,
+                               c->auth_retried && (status == 401 || status == 403) ? "Authentication Error"
+                                                                                   : sip_status_to_cause(status),
+                               status);
         call_sip_finished(c);
 }
 

@@ -71,6 +71,8 @@ typedef struct Call {
 
         bool invite_sent;     /* the INVITE is on the wire */
         bool offer_retried;   /* the media offer failed once and was rebuilt */
+        bool auth_retried;    /* the gateway refused our token once; the INVITE went again */
+        unsigned auth_retry_status; /* that 401/403 */
         bool got_provisional; /* any 1xx arrived: a CANCEL may be sent (JsSIP rule) */
         bool cancel_pending;  /* hung up before any 1xx: CANCEL once one arrives */
         bool answer_applied;  /* an SDP answer (183 or 200) went into the media */

@@ -28,6 +28,7 @@ static const NetworkPreset presets[] = {
 static const char *const token_mode_names[_TOKEN_MODE_MAX] = {
         [TOKEN_MODE_CLIENT_CREDENTIALS] = "client-credentials",
         [TOKEN_MODE_EXTERNAL] = "external",
+        [TOKEN_MODE_TOKEN_URL] = "token-url",
 };
 
 static const char *const dtmf_method_names[_DTMF_METHOD_MAX] = {
@@ -85,6 +86,7 @@ Config *config_free(Config *c) {
         g_free(c->user_agent);
         g_free(c->ca_file);
         g_free(c->token_endpoint);
+        g_free(c->token_url);
         g_free(c->credentials_file);
         g_strfreev(c->ice_addresses);
         g_strfreev(c->stun_servers);
@@ -120,6 +122,7 @@ static const ConfigKey config_keys[] = {
         { "Account", "DisplayName", VT_STRING, offsetof(Config, display_name) },
         { "Token", "Mode", VT_TOKEN_MODE, offsetof(Config, token_mode) },
         { "Token", "Endpoint", VT_STRING, offsetof(Config, token_endpoint) },
+        { "Token", "Url", VT_STRING, offsetof(Config, token_url) },
         { "Token", "CredentialsFile", VT_STRING, offsetof(Config, credentials_file) },
         { "Token", "TimeoutMSec", VT_UINT, offsetof(Config, token_timeout_ms) },
         { "Media", "IceAddresses", VT_STRV, offsetof(Config, ice_addresses) },
@@ -210,7 +213,7 @@ static int config_set_key(Config *c, GKeyFile *kf, const char *path, const Confi
                 m = token_mode_from_string(g_strstrip(s));
                 if (m < 0)
                         return log_error_errno(-EINVAL,
-                                               "%s: [%s] %s=%s: expected client-credentials or external.",
+                                               "%s: [%s] %s=%s: expected client-credentials, token-url or external.",
                                                path, k->group, k->key, s);
                 *(TokenMode *) field = (TokenMode) m;
                 return 0;
@@ -297,6 +300,12 @@ int config_finalize(Config *c) {
                 return log_error_errno(-EINVAL,
                                        "Token endpoint '%s' is not https://: the client secret would travel in "
                                        "clear text.", c->token_endpoint);
+        if (c->token_mode == TOKEN_MODE_TOKEN_URL && (!c->token_url || !*c->token_url))
+                return log_error_errno(-EINVAL, "Token mode token-url needs [Token] Url=.");
+        /* The backend's answer is a bearer token and the request may carry an API key. */
+        if (c->token_mode == TOKEN_MODE_TOKEN_URL && !g_str_has_prefix(c->token_url, "https://"))
+                return log_error_errno(-EINVAL, "Token URL '%s' is not https://: tokens and API keys would travel "
+                                       "in clear text.", c->token_url);
         if (c->ca_file && *c->ca_file && !g_path_is_absolute(c->ca_file)) {
                 /* glib-networking refuses relative anchor paths (platform-notes §5). */
                 char *abs = g_canonicalize_filename(c->ca_file, NULL);
@@ -306,24 +315,21 @@ int config_finalize(Config *c) {
         return 0;
 }
 
-Credentials *credentials_free(Credentials *cr) {
-        if (!cr)
-                return NULL;
-        if (cr->client_id)
-                explicit_bzero(cr->client_id, strlen(cr->client_id));
-        if (cr->client_secret)
-                explicit_bzero(cr->client_secret, strlen(cr->client_secret));
-        g_free(cr->client_id);
-        g_free(cr->client_secret);
-        g_free(cr);
-        return NULL;
-}
-
 static void wipe_free(char *s) {
         if (s) {
                 explicit_bzero(s, strlen(s));
                 g_free(s);
         }
+}
+
+Credentials *credentials_free(Credentials *cr) {
+        if (!cr)
+                return NULL;
+        wipe_free(cr->client_id);
+        wipe_free(cr->client_secret);
+        wipe_free(cr->token_url_header);
+        g_free(cr);
+        return NULL;
 }
 
 /* Reads a small secret file, checking ownership-independent permission bits on the open fd. */
@@ -373,73 +379,116 @@ static char *dup_trimmed(const char *s) {
         return g_strstrip(g_strdup(s));
 }
 
+/* One row per secret: its systemd credential name and its key in the credentials file. */
+typedef struct SecretKey {
+        const char *credential;
+        const char *file_key;
+        size_t offset;
+} SecretKey;
+
+static const SecretKey secret_keys[] = {
+        { "client-id", "client_id", offsetof(Credentials, client_id) },
+        { "client-secret", "client_secret", offsetof(Credentials, client_secret) },
+        { "token-url-header", "token_url_header", offsetof(Credentials, token_url_header) },
+};
+
+static void credentials_set(Credentials *cr, const SecretKey *k, const char *value) {
+        char **field = (char **) ((uint8_t *) cr + k->offset);
+
+        wipe_free(*field);
+        *field = dup_trimmed(value);
+}
+
+static int credentials_load_directory(Credentials *cr, const char *dir) {
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(secret_keys); i++) {
+                g_autofree char *path = g_build_filename(dir, secret_keys[i].credential, NULL);
+                char *value = NULL;
+
+                if (!g_file_test(path, G_FILE_TEST_EXISTS))
+                        continue;
+                /* systemd already made these private to the service; no mode check. */
+                r = read_secret_file(path, false, &value);
+                if (r < 0)
+                        return r;
+                credentials_set(cr, &secret_keys[i], value);
+                wipe_free(value);
+        }
+        return 0;
+}
+
+static int credentials_load_file(Credentials *cr, const char *path) {
+        char *contents = NULL;
+        g_auto(GStrv) lines = NULL;
+        g_autofree size_t *line_lengths = NULL;
+        int r;
+
+        r = read_secret_file(path, true, &contents);
+        if (r < 0)
+                return r;
+        lines = g_strsplit(contents, "\n", -1);
+        wipe_free(contents);
+        line_lengths = g_new0(size_t, g_strv_length(lines) + 1);
+        for (char **l = lines; *l; l++) {
+                char *eq;
+
+                /* Remember the whole length: the '=' below is cut, and the secret after it must
+                 * be wiped too. */
+                line_lengths[l - lines] = strlen(*l);
+                eq = strchr(*l, '=');
+                if (!eq)
+                        continue;
+                *eq = '\0';
+                g_strstrip(*l);
+                for (size_t i = 0; i < ELEMENTSOF(secret_keys); i++)
+                        if (strcmp(*l, secret_keys[i].file_key) == 0)
+                                credentials_set(cr, &secret_keys[i], eq + 1);
+        }
+        for (char **l = lines; *l; l++)
+                explicit_bzero(*l, line_lengths[l - lines]);
+        return 0;
+}
+
+/* "Name: value" with a token name and no line breaks: it goes verbatim into an HTTP request. */
+static bool header_line_ok(const char *h) {
+        const char *colon = strchr(h, ':');
+
+        if (!colon || colon == h || strpbrk(h, "\r\n"))
+                return false;
+        for (const char *c = h; c < colon; c++)
+                if (!g_ascii_isalnum(*c) && *c != '-' && *c != '_')
+                        return false;
+        return true;
+}
+
 int credentials_load(const Config *c, Credentials **ret) {
         _cleanup_(credentials_freep) Credentials *cr = g_new0(Credentials, 1);
         const char *dir = getenv("CREDENTIALS_DIRECTORY");
         int r;
 
         if (dir && *dir) {
-                g_autofree char *id_path = g_build_filename(dir, "client-id", NULL);
-                g_autofree char *secret_path = g_build_filename(dir, "client-secret", NULL);
-
-                if (g_file_test(id_path, G_FILE_TEST_EXISTS)) {
-                        char *id = NULL, *secret = NULL;
-
-                        /* systemd already made these private to the service; no mode check. */
-                        r = read_secret_file(id_path, false, &id);
-                        if (r < 0)
-                                return r;
-                        r = read_secret_file(secret_path, false, &secret);
-                        if (r < 0) {
-                                wipe_free(id);
-                                return r;
-                        }
-                        cr->client_id = dup_trimmed(id);
-                        cr->client_secret = dup_trimmed(secret);
-                        wipe_free(id);
-                        wipe_free(secret);
-                }
-        }
-
-        if (!cr->client_id && c->credentials_file && *c->credentials_file) {
-                char *contents = NULL;
-                g_auto(GStrv) lines = NULL;
-                g_autofree size_t *line_lengths = NULL;
-
-                r = read_secret_file(c->credentials_file, true, &contents);
+                r = credentials_load_directory(cr, dir);
                 if (r < 0)
                         return r;
-                lines = g_strsplit(contents, "\n", -1);
-                wipe_free(contents);
-                for (char **l = lines; *l; l++) {
-                        char *eq;
-
-                        /* Remember the whole length: the '=' below is cut, and the secret after
-                         * it must be wiped too. */
-                        line_lengths = g_renew(size_t, line_lengths, (size_t) (l - lines) + 1);
-                        line_lengths[l - lines] = strlen(*l);
-                        eq = strchr(*l, '=');
-                        if (!eq)
-                                continue;
-                        *eq = '\0';
-                        g_strstrip(*l);
-                        if (strcmp(*l, "client_id") == 0) {
-                                g_free(cr->client_id);
-                                cr->client_id = dup_trimmed(eq + 1);
-                        } else if (strcmp(*l, "client_secret") == 0) {
-                                wipe_free(cr->client_secret);
-                                cr->client_secret = dup_trimmed(eq + 1);
-                        }
-                }
-                for (char **l = lines; *l; l++)
-                        explicit_bzero(*l, line_lengths[l - lines]);
+        }
+        /* systemd credentials win; the file fills in only when they are absent. */
+        if (!cr->client_id && !cr->token_url_header && c->credentials_file && *c->credentials_file) {
+                r = credentials_load_file(cr, c->credentials_file);
+                if (r < 0)
+                        return r;
         }
 
-        if (!cr->client_id || !*cr->client_id || !cr->client_secret || !*cr->client_secret)
+        if (c->token_mode == TOKEN_MODE_CLIENT_CREDENTIALS &&
+            (!cr->client_id || !*cr->client_id || !cr->client_secret || !*cr->client_secret))
                 return log_error_errno(-ENOKEY,
                                        "No client credentials: provide client-id/client-secret via systemd "
                                        "LoadCredential= or [Token] CredentialsFile= with client_id= and "
                                        "client_secret= lines.");
+        if (cr->token_url_header && (!*cr->token_url_header || !header_line_ok(cr->token_url_header)))
+                /* Never echo the value: it is an API key. */
+                return log_error_errno(-EINVAL, "The token-url-header credential is not a \"Name: value\" header "
+                                       "line.");
         *ret = TAKE_PTR(cr);
         return 0;
 }

@@ -13,6 +13,7 @@
 typedef enum TokenMode {
         TOKEN_MODE_CLIENT_CREDENTIALS, /* bwcalld POSTs to the OAuth token endpoint */
         TOKEN_MODE_EXTERNAL,           /* pushed with SetOAuthToken() */
+        TOKEN_MODE_TOKEN_URL,          /* GET from the customer's own backend ([Token] Url=) */
         _TOKEN_MODE_MAX,
 } TokenMode;
 
@@ -36,6 +37,7 @@ typedef struct Config {
 
         TokenMode token_mode;
         char *token_endpoint;   /* https://.../api/v1/oauth2/token */
+        char *token_url;        /* token-url mode: https URL answering {access_token, expires_in} */
         char *credentials_file; /* client_id=/client_secret= file, refused if group/world readable */
         unsigned token_timeout_ms;
 
@@ -73,13 +75,16 @@ char *config_default_path(void);
 const char *token_mode_to_string(TokenMode m);
 int token_mode_from_string(const char *s);
 
-/* Client credentials for TOKEN_MODE_CLIENT_CREDENTIALS. Read from $CREDENTIALS_DIRECTORY
- * (systemd LoadCredential=: files "client-id" and "client-secret") or from the configured
- * credentials file (lines "client_id=..." and "client_secret=..."), which is refused when
- * group- or world-readable. Wiped from memory on free. */
+/* Secrets of the token modes. Read from $CREDENTIALS_DIRECTORY (systemd LoadCredential=: files
+ * "client-id", "client-secret", "token-url-header") or from the configured credentials file
+ * (lines "client_id=...", "client_secret=...", "token_url_header=..."), which is refused when
+ * group- or world-readable. client-credentials mode needs the id and secret; token-url mode
+ * takes an optional header ("Authorization: Bearer ..." or "X-Api-Key: ...") to send to the
+ * customer's backend. Wiped from memory on free. */
 typedef struct Credentials {
         char *client_id;
         char *client_secret;
+        char *token_url_header;
 } Credentials;
 
 int credentials_load(const Config *c, Credentials **ret);

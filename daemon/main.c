@@ -295,7 +295,8 @@ static int run(int argc, char *argv[]) {
         if (sd_watchdog_enabled(false, &watchdog_usec) > 0 && watchdog_usec > 0)
                 g_timeout_add((guint) (watchdog_usec / 2 / 1000), on_watchdog, NULL);
 
-        if (phone->config->token_mode == TOKEN_MODE_CLIENT_CREDENTIALS)
+        /* Fetch ahead: the first Dial() should not wait for the token endpoint. */
+        if (phone->config->token_mode != TOKEN_MODE_EXTERNAL)
                 token_acquire(phone->token, on_startup_token, NULL);
         if (phone->config->auto_connect)
                 phone_connect(phone, on_startup_connect_done, NULL);

@@ -66,9 +66,13 @@ static void phone_flush_connect_waiters(Phone *p, int error, const char *message
 
 /* ---- transport ---- */
 
-static void on_token_changed(Token *t, void *userdata) {
-        static const char *const props[] = { "TokenState", "TokenExpiresAt", NULL };
-        phone_notify(userdata, props);
+static void on_token_changed(Token *t, bool new_token, void *userdata) {
+        static const char *const props[] = { "TokenState", "TokenExpiresAt", "TokenError", NULL };
+        Phone *p = userdata;
+
+        phone_notify(p, props);
+        if (new_token && p->observer && p->observer->token_refreshed)
+                p->observer->token_refreshed(p, token_get_expires_at(t), p->observer_data);
 }
 
 /* Debug SIP trace with the bearer token cut out: the token is never logged. */

@@ -39,6 +39,8 @@ typedef struct PhoneObserver {
         void (*incoming_call)(Phone *p, Call *c, const char *from, void *userdata);
         /* The far end asked us to transfer the call (incoming REFER). */
         void (*transfer_requested)(Phone *p, Call *c, const char *target, void *userdata);
+        /* A new token was installed (fetched, refreshed or set); expires_at in µs, 0 if unknown. */
+        void (*token_refreshed)(Phone *p, uint64_t expires_at, void *userdata);
 } PhoneObserver;
 
 struct Phone {

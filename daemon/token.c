@@ -17,6 +17,7 @@
 typedef struct TokenWaiter {
         TokenReadyFunc ready;
         void *userdata;
+        bool want_new; /* RefreshToken(): an older token that still works is not an answer */
 } TokenWaiter;
 
 struct Token {
@@ -36,11 +37,15 @@ struct Token {
         guint flush_source;      /* answers waiters from the main loop, never synchronously */
         int flush_error;
         char *flush_message;
-        uint64_t retry_usec;     /* back-off for a failed refresh while the old token still works */
+        uint64_t retry_usec;     /* next back-off step after a transient failure */
 };
 
-#define TOKEN_RETRY_MIN_USEC (2 * USEC_PER_SEC)
-#define TOKEN_RETRY_MAX_USEC (30 * USEC_PER_SEC)
+/* Transient failures (unreachable, timeout, 429, 5xx, a garbled answer) are retried with
+ * exponential back-off and ±20 % jitter, so that many clients do not retry in lock-step;
+ * permanent ones (the endpoint refusing our credentials) are not retried until asked. */
+#define TOKEN_RETRY_MIN_USEC (1 * USEC_PER_SEC)
+#define TOKEN_RETRY_MAX_USEC (60 * USEC_PER_SEC)
+#define TOKEN_RETRY_AFTER_MAX_USEC (300 * USEC_PER_SEC)
 /* A JWT exp beyond this is nonsense (and would overflow µs arithmetic). */
 #define TOKEN_EXP_MAX ((int64_t) 253402300799) /* 9999-12-31 */
 
@@ -117,9 +122,17 @@ const char *token_peek(const Token *t) {
         return t->token;
 }
 
-static void token_notify(Token *t) {
+static void token_notify(Token *t, bool new_token) {
         if (t->changed)
-                t->changed(t, t->userdata);
+                t->changed(t, new_token, t->userdata);
+}
+
+static bool token_mode_fetches(const Token *t) {
+        return t->config->token_mode != TOKEN_MODE_EXTERNAL;
+}
+
+const char *token_get_mode(const Token *t) {
+        return token_mode_to_string(t->config->token_mode);
 }
 
 static void token_set_state(Token *t, TokenState s, const char *error) {
@@ -129,9 +142,11 @@ static void token_set_state(Token *t, TokenState s, const char *error) {
         g_free(t->error);
         t->error = g_strdup(error);
         if (changed)
-                token_notify(t);
+                token_notify(t, false);
 }
 
+/* error 0 with a message: the fetch failed but an older token still works, which is enough
+ * for everyone except RefreshToken(). */
 static void token_flush_waiters(Token *t, int error, const char *message) {
         /* Swap the list first: a callback may call token_acquire() again. */
         g_autoptr(GArray) waiters = t->waiters;
@@ -139,7 +154,11 @@ static void token_flush_waiters(Token *t, int error, const char *message) {
         t->waiters = g_array_new(FALSE, FALSE, sizeof(TokenWaiter));
         for (guint i = 0; i < waiters->len; i++) {
                 TokenWaiter *w = &g_array_index(waiters, TokenWaiter, i);
-                w->ready(t, error, message, w->userdata);
+
+                if (error == 0 && message && w->want_new)
+                        w->ready(t, -ENOKEY, message, w->userdata);
+                else
+                        w->ready(t, error, error < 0 ? message : NULL, w->userdata);
         }
 }
 
@@ -197,7 +216,7 @@ static void token_install(Token *t, char *token, uint64_t expires_at) {
         secret_free(t->token);
         t->token = token;
         t->expires_at = expires_at;
-        t->retry_usec = TOKEN_RETRY_MIN_USEC;
+        t->retry_usec = 0;
         g_clear_handle_id(&t->refresh_source, g_source_remove);
         g_clear_handle_id(&t->expiry_source, g_source_remove);
 
@@ -209,23 +228,40 @@ static void token_install(Token *t, char *token, uint64_t expires_at) {
                 if (margin < TOKEN_MIN_MARGIN_USEC && lifetime > 2 * TOKEN_MIN_MARGIN_USEC)
                         margin = TOKEN_MIN_MARGIN_USEC;
                 t->expiry_source = timeout_add_usec(lifetime, on_expired, t);
-                if (t->config->token_mode == TOKEN_MODE_CLIENT_CREDENTIALS)
+                if (token_mode_fetches(t))
                         t->refresh_source = timeout_add_usec(lifetime - margin, on_refresh_due, t);
         }
-        token_set_state(t, TOKEN_STATE_VALID, NULL);
-        token_notify(t); /* expiry changes even when the state stays "valid" */
+        /* One notification, even when the state stays "valid": the expiry changed. */
+        t->state = TOKEN_STATE_VALID;
+        g_clear_pointer(&t->error, g_free);
+        token_notify(t, true);
 }
 
-/* ---- fetching (client-credentials) ---- */
+void token_reject(Token *t, const char *reason) {
+        if (!t->token)
+                return;
+        log_warning("The OAuth token was refused: %s.", reason);
+        secret_free(TAKE_PTR(t->token));
+        t->expires_at = 0;
+        g_clear_handle_id(&t->refresh_source, g_source_remove);
+        g_clear_handle_id(&t->expiry_source, g_source_remove);
+        token_set_state(t, TOKEN_STATE_EXPIRED, reason);
+        token_notify(t, false);
+}
+
+/* ---- fetching (client-credentials, token-url) ---- */
 
 typedef struct FetchJob {
         char *url;
         char *ca_file;
+        bool customer_backend;   /* token-url: GET with the optional header instead of the OAuth POST */
         char *client_id;
         char *client_secret;
+        char *header;            /* token-url: "Name: value", secret */
         long timeout_ms;
         /* results */
         long http_status;
+        curl_off_t retry_after;  /* seconds, from a 429/503's Retry-After; 0 if none */
         GString *body;
         char curl_error[CURL_ERROR_SIZE];
         CURLcode curl_code;
@@ -238,6 +274,7 @@ static void fetch_job_free(FetchJob *j) {
         g_free(j->ca_file);
         secret_free(j->client_id);
         secret_free(j->client_secret);
+        secret_free(j->header);
         if (j->body) {
                 explicit_bzero(j->body->str, j->body->len);
                 g_string_free(j->body, TRUE);
@@ -272,18 +309,23 @@ static void fetch_thread(GTask *task, gpointer source, gpointer task_data, GCanc
                 return;
         }
         headers = curl_slist_append(headers, "Accept: application/json");
+        if (j->customer_backend) {
+                if (j->header)
+                        headers = curl_slist_append(headers, j->header);
+        } else {
+                curl_easy_setopt(e, CURLOPT_POSTFIELDS, "grant_type=client_credentials&scope=voice.webrtc");
+                curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+                curl_easy_setopt(e, CURLOPT_USERNAME, j->client_id);
+                curl_easy_setopt(e, CURLOPT_PASSWORD, j->client_secret);
+        }
         curl_easy_setopt(e, CURLOPT_URL, j->url);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "grant_type=client_credentials&scope=voice.webrtc");
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, j->client_id);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, j->client_secret);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, fetch_write);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, j->body);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->curl_error);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, j->timeout_ms);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        /* Basic auth carries the client secret: never over cleartext. */
+        /* Basic auth carries the client secret, the header an API key: never over cleartext. */
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
         curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, fetch_progress);
@@ -297,6 +339,10 @@ static void fetch_thread(GTask *task, gpointer source, gpointer task_data, GCanc
 
         j->curl_code = curl_easy_perform(e);
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &j->http_status);
+        curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &j->retry_after);
+        /* The list holds a copy of the API key header. */
+        for (struct curl_slist *h = headers; h; h = h->next)
+                explicit_bzero(h->data, strlen(h->data));
         curl_slist_free_all(headers);
         curl_easy_cleanup(e);
         g_task_return_boolean(task, TRUE);
@@ -318,12 +364,29 @@ static char *describe_error_body(const char *body) {
         return s;
 }
 
+/* 400/401/403: the endpoint refuses who we are (invalid_client, a wrong API key). Asking again
+ * changes nothing until someone fixes the credentials, so it is not retried on its own. */
+static bool http_status_is_permanent(long status) {
+        return status == 400 || status == 401 || status == 403;
+}
+
+static uint64_t token_next_retry_usec(Token *t, uint64_t retry_after_usec) {
+        uint64_t step = t->retry_usec ? t->retry_usec : TOKEN_RETRY_MIN_USEC;
+        uint64_t delay = (uint64_t) ((double) step * g_random_double_range(0.8, 1.2));
+
+        t->retry_usec = MIN(step * 2, TOKEN_RETRY_MAX_USEC);
+        if (retry_after_usec > delay)
+                delay = MIN(retry_after_usec, TOKEN_RETRY_AFTER_MAX_USEC);
+        return delay;
+}
+
 static void fetch_done(GObject *source, GAsyncResult *res, gpointer userdata) {
         Token *t = userdata;
         FetchJob *j = g_task_get_task_data(G_TASK(res));
         g_autofree char *message = NULL;
         char *token = NULL;
         int64_t expires_in = 0;
+        bool permanent = false;
         int r;
 
         if (g_task_had_error(G_TASK(res)) || g_cancellable_is_cancelled(g_task_get_cancellable(G_TASK(res))))
@@ -337,6 +400,7 @@ static void fetch_done(GObject *source, GAsyncResult *res, gpointer userdata) {
                 g_autofree char *detail = describe_error_body(j->body->str);
                 message = g_strdup_printf("token endpoint answered HTTP %ld%s%s", j->http_status,
                                           detail ? ": " : "", detail ? detail : "");
+                permanent = http_status_is_permanent(j->http_status);
         } else {
                 r = token_parse_response(j->body->str, &token, &expires_in, &message);
                 if (r >= 0) {
@@ -354,18 +418,24 @@ static void fetch_done(GObject *source, GAsyncResult *res, gpointer userdata) {
                 }
         }
 
-        log_warning("Failed to get an OAuth token: %s", message);
-        /* Keep a still-valid older token: it may carry us until the endpoint is back; try again
-         * with a growing delay, but well before it expires. */
-        if (token_peek(t)) {
-                uint64_t left = t->expires_at - MIN(t->expires_at, now_realtime());
-                uint64_t delay = MIN(t->retry_usec ? t->retry_usec : TOKEN_RETRY_MIN_USEC, left / 2);
+        g_clear_handle_id(&t->refresh_source, g_source_remove);
+        if (permanent)
+                log_warning("Failed to get an OAuth token: %s. Not retrying until the next call or "
+                            "RefreshToken().", message);
+        else {
+                uint64_t delay = token_next_retry_usec(t, (uint64_t) j->retry_after * USEC_PER_SEC);
 
-                t->retry_usec = MIN((t->retry_usec ? t->retry_usec : TOKEN_RETRY_MIN_USEC) * 2, TOKEN_RETRY_MAX_USEC);
-                g_clear_handle_id(&t->refresh_source, g_source_remove);
+                /* A still-valid older token may carry us until the endpoint is back: retry well
+                 * before it expires. */
+                if (token_peek(t))
+                        delay = MIN(delay, (t->expires_at - MIN(t->expires_at, now_realtime())) / 2);
+                log_warning("Failed to get an OAuth token: %s. Retrying in %.1f s.", message,
+                            (double) delay / USEC_PER_SEC);
                 t->refresh_source = timeout_add_usec(delay, on_refresh_due, t);
+        }
+        if (token_peek(t)) {
                 token_set_state(t, TOKEN_STATE_VALID, message);
-                token_flush_waiters(t, 0, NULL);
+                token_flush_waiters(t, 0, message);
         } else {
                 token_set_state(t, TOKEN_STATE_ERROR, message);
                 token_flush_waiters(t, -ENOKEY, message);
@@ -383,16 +453,18 @@ static void token_fetch_start(Token *t) {
 
         r = credentials_load(t->config, &cr);
         if (r < 0) {
-                token_set_state(t, TOKEN_STATE_ERROR, "no client credentials (see the log)");
-                token_flush_waiters_later(t, -ENOKEY, "no client credentials are configured or readable");
+                token_set_state(t, TOKEN_STATE_ERROR, "no usable credentials (see the log)");
+                token_flush_waiters_later(t, -ENOKEY, "no usable credentials are configured or readable");
                 return;
         }
 
         j = g_new0(FetchJob, 1);
-        j->url = g_strdup(t->config->token_endpoint);
+        j->customer_backend = t->config->token_mode == TOKEN_MODE_TOKEN_URL;
+        j->url = g_strdup(j->customer_backend ? t->config->token_url : t->config->token_endpoint);
         j->ca_file = g_strdup(t->config->ca_file);
         j->client_id = TAKE_PTR(cr->client_id);
         j->client_secret = TAKE_PTR(cr->client_secret);
+        j->header = TAKE_PTR(cr->token_url_header);
         j->timeout_ms = t->config->token_timeout_ms ? (long) t->config->token_timeout_ms : 10000L;
         j->body = g_string_new(NULL);
 
@@ -400,7 +472,7 @@ static void token_fetch_start(Token *t) {
         task = g_task_new(NULL, t->fetch, fetch_done, t);
         g_task_set_task_data(task, j, (GDestroyNotify) fetch_job_free);
         token_set_state(t, TOKEN_STATE_REFRESHING, NULL);
-        log_debug("Fetching an OAuth token from %s.", t->config->token_endpoint);
+        log_debug("Fetching an OAuth token from %s.", j->url);
         g_task_run_in_thread(task, fetch_thread);
 }
 
@@ -428,13 +500,27 @@ void token_acquire(Token *t, TokenReadyFunc ready, void *userdata) {
                 return;
         }
         g_array_append_val(t->waiters, w);
-        if (t->config->token_mode == TOKEN_MODE_CLIENT_CREDENTIALS)
+        if (token_mode_fetches(t))
                 token_fetch_start(t);
         else
                 token_flush_waiters_later(t, -ENOKEY,
                                           t->state == TOKEN_STATE_EXPIRED
                                                   ? "the OAuth token set with SetOAuthToken expired; set a new one"
                                                   : "no OAuth token: set one with SetOAuthToken (bwcall token set)");
+}
+
+int token_refresh(Token *t, TokenReadyFunc ready, void *userdata) {
+        TokenWaiter w = { ready, userdata, .want_new = true };
+
+        if (!token_mode_fetches(t))
+                return -EOPNOTSUPP;
+        g_array_append_val(t->waiters, w);
+        /* The current token stays in use until the new one is here; a fetch already under way
+         * answers this waiter too. A user asking is also the way out of a permanent failure and
+         * of a long back-off, so the back-off starts over. */
+        t->retry_usec = 0;
+        token_fetch_start(t);
+        return 0;
 }
 
 /* ---- JWT and response parsing ---- */

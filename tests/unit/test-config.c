@@ -65,6 +65,9 @@ static void test_bad_config(void **state) {
                 "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nMode=magic\n",
                 "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Media]\nLatencyMSec=-5\n",
                 "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nClientSecret=oops\n",
+                "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nMode=token-url\n", /* no Url= */
+                "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nMode=token-url\nUrl=http://x/t\n",
+                "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nEndpoint=http://id/token\n",
                 "this is not an ini file",
         };
 
@@ -130,6 +133,59 @@ static void test_credentials(void **state) {
         g_rmdir(dir);
 }
 
+static void test_token_url_credentials(void **state) {
+        g_autofree char *dir = g_dir_make_tmp("bwcall-cred-XXXXXX", NULL);
+        g_autofree char *conf = write_file(dir, "bwcall.conf",
+                                           "[Network]\nPreset=us\n[Account]\nCallerId=+15551230000\n[Token]\n"
+                                           "Mode=token-url\nUrl=https://backend.example/token\n", 0644);
+        g_autofree char *header = write_file(dir, "header", "token_url_header=X-Api-Key: k3y\n", 0600);
+        g_autofree char *bad = write_file(dir, "bad", "token_url_header=X-Api-Key k3y\n", 0600);
+        g_autofree char *crlf = write_file(dir, "crlf", "token_url_header=X-Api-Key: a\rInjected: b\n", 0600);
+        Config *c = config_new();
+        Credentials *cr = NULL;
+
+        unsetenv("CREDENTIALS_DIRECTORY");
+        assert_int_equal(config_load_file(c, conf, true), 0);
+        assert_int_equal(config_finalize(c), 0);
+        assert_int_equal(c->token_mode, TOKEN_MODE_TOKEN_URL);
+        assert_string_equal(c->token_url, "https://backend.example/token");
+
+        /* No secrets at all is fine in this mode: the backend may not need a key. */
+        assert_int_equal(credentials_load(c, &cr), 0);
+        assert_null(cr->token_url_header);
+        cr = credentials_free(cr);
+
+        c->credentials_file = g_strdup(header);
+        assert_int_equal(credentials_load(c, &cr), 0);
+        assert_string_equal(cr->token_url_header, "X-Api-Key: k3y");
+        cr = credentials_free(cr);
+
+        /* Not a header line, or one that would smuggle a second header: refused. */
+        g_free(c->credentials_file);
+        c->credentials_file = g_strdup(bad);
+        assert_int_equal(credentials_load(c, &cr), -EINVAL);
+        g_free(c->credentials_file);
+        c->credentials_file = g_strdup(crlf);
+        assert_int_equal(credentials_load(c, &cr), -EINVAL);
+
+        /* From systemd credentials too. */
+        {
+                g_autofree char *sd = write_file(dir, "token-url-header", "Authorization: Bearer abc\n", 0400);
+                setenv("CREDENTIALS_DIRECTORY", dir, 1);
+                assert_int_equal(credentials_load(c, &cr), 0);
+                assert_string_equal(cr->token_url_header, "Authorization: Bearer abc");
+                cr = credentials_free(cr);
+                unsetenv("CREDENTIALS_DIRECTORY");
+                g_unlink(sd);
+        }
+        config_free(c);
+        g_unlink(conf);
+        g_unlink(header);
+        g_unlink(bad);
+        g_unlink(crlf);
+        g_rmdir(dir);
+}
+
 static void test_number(void **state) {
         static const struct {
                 const char *in, *out;
@@ -161,6 +217,7 @@ int main(void) {
                 cmocka_unit_test(test_presets),
                 cmocka_unit_test(test_bad_config),
                 cmocka_unit_test(test_credentials),
+                cmocka_unit_test(test_token_url_credentials),
                 cmocka_unit_test(test_number),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
