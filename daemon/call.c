@@ -1242,5 +1242,21 @@ void call_transport_lost(Call *c) {
         if (!call_is_confirmed(c) && c->invite_sent) {
                 call_set_state(c, CALL_STATE_TERMINATED, "Connection Error", 0);
                 call_sip_finished(c);
+                return;
+        }
+        /* A hold or transfer in flight: its answer is lost with the socket. The SDK ends the call
+         * here; the media still works, so only the request fails and the call stays as it was. */
+        if (c->reinvite_cseq || c->reinvite_retry) {
+                c->reinvite_cseq = 0;
+                g_clear_handle_id(&c->reinvite_retry, g_source_remove);
+                if (c->media)
+                        media_set_active(c->media, !c->local_hold);
+                call_pending_finish(c, &c->hold_pending, -ENOTCONN,
+                                    "the connection to the gateway was lost; try again");
+        }
+        if (c->refer_cseq) {
+                c->refer_cseq = 0;
+                call_pending_finish(c, &c->transfer_pending, -ENOTCONN,
+                                    "the connection to the gateway was lost before the transfer completed");
         }
 }

@@ -72,6 +72,12 @@ Config *config_new(void) {
         c->incoming_timeout_ms = 60000; /* the SDK's noAnswerTimeout */
         c->rtp_timeout_ms = 10000;      /* Vonage's media timeout; Chrome's SDK fix waits 13 s */
         c->connect_timeout_ms = 10000;
+        c->reconnect_min_s = 2;
+        c->reconnect_max_s = 30;
+        /* The SDK's samples ping every 5 s; 15 s still finds a dead socket (and keeps NAT
+         * bindings) well within the time a caller waits for an incoming call to ring. */
+        c->keepalive_s = 15;
+        c->keepalive_pong_timeout = true;
         return c;
 }
 
@@ -80,6 +86,7 @@ Config *config_free(Config *c) {
                 return NULL;
         g_free(c->network);
         g_strfreev(c->servers);
+        g_free(c->server_weights);
         g_free(c->domain);
         g_free(c->caller_id);
         g_free(c->display_name);
@@ -118,6 +125,10 @@ static const ConfigKey config_keys[] = {
         { "Network", "UserAgent", VT_STRING, offsetof(Config, user_agent) },
         { "Network", "ConnectTimeoutMSec", VT_UINT, offsetof(Config, connect_timeout_ms) },
         { "Network", "AutoConnect", VT_BOOL, offsetof(Config, auto_connect) },
+        { "Network", "ReconnectMinSec", VT_UINT, offsetof(Config, reconnect_min_s) },
+        { "Network", "ReconnectMaxSec", VT_UINT, offsetof(Config, reconnect_max_s) },
+        { "Network", "KeepAliveSec", VT_UINT, offsetof(Config, keepalive_s) },
+        { "Network", "KeepAlivePongTimeout", VT_BOOL, offsetof(Config, keepalive_pong_timeout) },
         { "Account", "CallerId", VT_STRING, offsetof(Config, caller_id) },
         { "Account", "DisplayName", VT_STRING, offsetof(Config, display_name) },
         { "Token", "Mode", VT_TOKEN_MODE, offsetof(Config, token_mode) },
@@ -260,8 +271,36 @@ int config_load_file(Config *c, const char *path, bool required) {
         return 0;
 }
 
+/* Servers= entries are "URL" or "URL WEIGHT" (the SDK's [url, weight]; default weight 0). */
+static int config_split_server_weights(Config *c) {
+        size_t n = g_strv_length(c->servers);
+
+        g_free(c->server_weights);
+        c->server_weights = g_new0(unsigned, n);
+        for (size_t i = 0; i < n; i++) {
+                char *s = g_strstrip(c->servers[i]);
+                char *space = strpbrk(s, " \t");
+
+                if (space) {
+                        char *end;
+                        unsigned long w;
+
+                        *space = '\0';
+                        w = strtoul(g_strchug(space + 1), &end, 10);
+                        if (end == space + 1 || *end || w > 1000000)
+                                return log_error_errno(-EINVAL, "[Network] Servers=: '%s %s' is not \"URL\" or "
+                                                       "\"URL WEIGHT\".", s, space + 1);
+                        c->server_weights[i] = (unsigned) w;
+                }
+                if (!g_str_has_prefix(s, "wss://") && !g_str_has_prefix(s, "ws://"))
+                        return log_error_errno(-EINVAL, "Gateway URL '%s' is not a ws:// or wss:// URL.", s);
+        }
+        return 0;
+}
+
 int config_finalize(Config *c) {
         const NetworkPreset *preset = NULL;
+        int r;
 
         if (c->network && *c->network) {
                 for (size_t i = 0; i < ELEMENTSOF(presets); i++)
@@ -287,9 +326,12 @@ int config_finalize(Config *c) {
 
         if (!c->servers || !c->servers[0])
                 return log_error_errno(-EINVAL, "No gateway configured: set [Network] Preset= or Servers=.");
-        for (char **s = c->servers; *s; s++)
-                if (!g_str_has_prefix(*s, "wss://") && !g_str_has_prefix(*s, "ws://"))
-                        return log_error_errno(-EINVAL, "Gateway URL '%s' is not a ws:// or wss:// URL.", *s);
+        r = config_split_server_weights(c);
+        if (r < 0)
+                return r;
+        if (c->reconnect_min_s < 1 || c->reconnect_max_s < c->reconnect_min_s)
+                return log_error_errno(-EINVAL, "[Network] ReconnectMinSec=%u/ReconnectMaxSec=%u: need 1 <= min <= max.",
+                                       c->reconnect_min_s, c->reconnect_max_s);
         if (!c->domain || !*c->domain)
                 return log_error_errno(-EINVAL, "No SIP domain configured: set [Network] Domain=.");
         if (!c->caller_id || !*c->caller_id)

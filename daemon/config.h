@@ -28,7 +28,8 @@ int dtmf_method_from_string(const char *s);
 
 typedef struct Config {
         char *network;          /* "us", "global" or NULL (everything given explicitly) */
-        char **servers;         /* gateway WebSocket URLs, NULL-terminated */
+        char **servers;         /* gateway WebSocket URLs, NULL-terminated (weights cut off) */
+        unsigned *server_weights; /* one per server: highest first, random among equals (SDK) */
         char *domain;           /* SIP domain */
         char *caller_id;        /* our number, E.164 with '+' */
         char *display_name;     /* From display name, may be "" */
@@ -55,6 +56,10 @@ typedef struct Config {
         bool auto_connect;      /* Connect() at start-up */
         unsigned call_linger_ms;/* terminated call objects stay on the bus this long */
         unsigned connect_timeout_ms;
+        unsigned reconnect_min_s;  /* SDK setReconnectIntervals(): back-off bounds, 2 and 30 */
+        unsigned reconnect_max_s;
+        unsigned keepalive_s;      /* CRLF ping interval (SDK setWebSocketKeepAlive); 0 = off */
+        bool keepalive_pong_timeout; /* a server that ponged before and misses one: reconnect */
 } Config;
 
 Config *config_new(void);

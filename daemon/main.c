@@ -220,14 +220,50 @@ static void on_startup_token(Token *t, int error, const char *message, void *use
                 log_warning("Could not prefetch an OAuth token: %s", message);
 }
 
+/* logind's PrepareForSleep(false): we just resumed; sockets and NAT bindings are likely gone. */
+static int on_prepare_for_sleep(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        int sleeping = 0;
+
+        if (sd_bus_message_read(m, "b", &sleeping) >= 0 && !sleeping)
+                phone_network_changed(userdata, "resumed from suspend");
+        return 0;
+}
+
+static gboolean on_system_bus_lost(gpointer userdata) {
+        log_debug("Lost the system bus; no more resume notifications.");
+        return G_SOURCE_REMOVE;
+}
+
+/* Optional: without a system bus (containers, tests) resume is just not noticed early. */
+static GSource *watch_resume(Phone *phone, sd_bus **ret_bus) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        GSource *source;
+        int r;
+
+        r = sd_bus_open_system_with_description(&bus, "bwcalld-logind");
+        if (r >= 0)
+                r = sd_bus_match_signal(bus, NULL, "org.freedesktop.login1", "/org/freedesktop/login1",
+                                        "org.freedesktop.login1.Manager", "PrepareForSleep",
+                                        on_prepare_for_sleep, phone);
+        if (r < 0) {
+                log_debug_errno(r, "Not watching for resume from suspend (no system bus/logind): %m");
+                return NULL;
+        }
+        source = bus_source_new(bus);
+        g_source_set_callback(source, on_system_bus_lost, NULL, NULL);
+        g_source_attach(source, NULL);
+        *ret_bus = TAKE_PTR(bus);
+        return source;
+}
+
 static int run(int argc, char *argv[]) {
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_(phone_freep) Phone *phone = NULL;
         g_autoptr(GMainLoop) loop = NULL;
         g_autofree char *default_path = NULL;
         Options o = {};
-        sd_bus *bus = NULL;
-        GSource *bus_source = NULL;
+        sd_bus *bus = NULL, *system_bus = NULL;
+        GSource *bus_source = NULL, *system_bus_source = NULL;
         BusContext ctx = {};
         uint64_t watchdog_usec = 0;
         int r;
@@ -290,6 +326,7 @@ static int run(int argc, char *argv[]) {
         bus_source = bus_source_new(bus);
         g_source_set_callback(bus_source, on_bus_lost, loop, NULL);
         g_source_attach(bus_source, NULL);
+        system_bus_source = watch_resume(phone, &system_bus);
         g_unix_signal_add(SIGTERM, on_quit_signal, loop);
         g_unix_signal_add(SIGINT, on_quit_signal, loop);
         if (sd_watchdog_enabled(false, &watchdog_usec) > 0 && watchdog_usec > 0)
@@ -317,6 +354,11 @@ static int run(int argc, char *argv[]) {
         g_source_destroy(bus_source);
         g_source_unref(bus_source);
         sd_bus_unref(bus);
+        if (system_bus_source) {
+                g_source_destroy(system_bus_source);
+                g_source_unref(system_bus_source);
+                sd_bus_flush_close_unref(system_bus);
+        }
         return bus_lost ? -ENOTCONN : 0;
 }
 

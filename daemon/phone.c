@@ -102,12 +102,12 @@ int phone_send_sip(Phone *p, const char *text) {
 }
 
 /* The SDK's reconnect back-off (gateway-protocol.md §1): floor(random·2^k)+1 s, clamped to
- * [2, 30]. Network/resume triggers and configurable bounds come with the keep-alive work. */
-#define PHONE_RECONNECT_MIN_S 2
-#define PHONE_RECONNECT_MAX_S 30
+ * [ReconnectMinSec, ReconnectMaxSec] (2 and 30 by default, as setReconnectIntervals()). */
 
 static void phone_start_connect(Phone *p);
 static void phone_cancel_dials(Phone *p, const char *why);
+
+#define PHONE_NETWORK_SETTLE_MS 500
 
 static gboolean on_reconnect(gpointer userdata) {
         Phone *p = userdata;
@@ -122,7 +122,7 @@ static void phone_schedule_reconnect(Phone *p) {
         unsigned k = MIN(p->reconnect_attempt, 10u);
         unsigned delay = (unsigned) (g_random_double() * (double) (1u << k)) + 1;
 
-        delay = CLAMP(delay, PHONE_RECONNECT_MIN_S, PHONE_RECONNECT_MAX_S);
+        delay = CLAMP(delay, p->config->reconnect_min_s, p->config->reconnect_max_s);
         p->reconnect_attempt++;
         g_clear_handle_id(&p->reconnect_source, g_source_remove);
         p->reconnect_source = g_timeout_add_seconds(delay, on_reconnect, p);
@@ -275,6 +275,34 @@ static const TransportCallbacks phone_transport_callbacks = {
 
 /* ---- lifecycle ---- */
 
+void phone_network_changed(Phone *p, const char *why) {
+        if (!p->initialized)
+                return;
+        if (p->reconnect_source) {
+                /* Waiting out a back-off: the reason to wait may be gone, try now. */
+                log_info("Network changed (%s): reconnecting now.", why);
+                g_clear_handle_id(&p->reconnect_source, g_source_remove);
+                phone_start_connect(p);
+        } else if (transport_is_connected(p->transport))
+                transport_probe(p->transport, why);
+}
+
+static gboolean on_network_settled(gpointer userdata) {
+        Phone *p = userdata;
+
+        p->network_settle = 0;
+        phone_network_changed(p, "network changed");
+        return G_SOURCE_REMOVE;
+}
+
+static void on_network_changed(GNetworkMonitor *monitor, gboolean available, gpointer userdata) {
+        Phone *p = userdata;
+
+        /* One address change comes as a burst of route and address events. */
+        g_clear_handle_id(&p->network_settle, g_source_remove);
+        p->network_settle = g_timeout_add(PHONE_NETWORK_SETTLE_MS, on_network_settled, p);
+}
+
 Phone *phone_new(Config *config) {
         Phone *p = g_new0(Phone, 1);
 
@@ -291,6 +319,9 @@ Phone *phone_new(Config *config) {
                 .domain = config->domain,
                 .user_agent = config->user_agent,
         };
+        p->network_monitor = g_object_ref(g_network_monitor_get_default());
+        p->network_changed_handler = g_signal_connect(p->network_monitor, "network-changed",
+                                                      G_CALLBACK(on_network_changed), p);
         return p;
 }
 
@@ -303,6 +334,11 @@ Phone *phone_free(Phone *p) {
         p->observer = NULL;
         g_clear_handle_id(&p->connect_timeout, g_source_remove);
         g_clear_handle_id(&p->reconnect_source, g_source_remove);
+        g_clear_handle_id(&p->network_settle, g_source_remove);
+        if (p->network_monitor) {
+                g_clear_signal_handler(&p->network_changed_handler, p->network_monitor);
+                g_clear_object(&p->network_monitor);
+        }
         for (GList *l = p->calls; l; l = l->next) {
                 Call *c = l->data;
                 c->phone = NULL;

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <gio/gio.h>
 #include <glib.h>
 
 #include "call.h"
@@ -59,6 +60,9 @@ struct Phone {
         GArray *connect_waiters;
         guint connect_timeout;
         guint reconnect_source;
+        GNetworkMonitor *network_monitor;
+        gulong network_changed_handler;
+        guint network_settle;   /* coalesces bursts of network-changed */
         unsigned reconnect_attempt; /* k in the SDK's floor(random·2^k)+1 back-off */
         GList *dial_requests;       /* DialRequest*, waiting for a token or a connection */
 
@@ -105,5 +109,8 @@ void phone_notify_call_state(Phone *p, Call *c, CallState old, CallState new);
 void phone_notify_call_changed(Phone *p, Call *c, const char *const *properties);
 void phone_release_call(Phone *p, Call *c);
 void phone_notify_hold(Phone *p, Call *c, bool is_hold, bool is_remote);
+/* The network changed or the machine resumed: reconnect now if waiting to, else check that the
+ * gateway connection survived. */
+void phone_network_changed(Phone *p, const char *why);
 void phone_notify_dtmf(Phone *p, Call *c, char digit);
 void phone_notify_transfer_requested(Phone *p, Call *c, const char *target);

@@ -28,6 +28,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Transport *, transport_free);
 int transport_connect(Transport *t);
 /* Closes the socket (code 1000); "disconnected" fires with requested=true. */
 void transport_close(Transport *t);
+/* Drops an open socket without a close handshake (it is presumed dead): "disconnected" fires
+ * with requested=false, so the phone reconnects. */
+void transport_abandon(Transport *t, const char *reason);
+/* The network changed: is the socket still alive? With a gateway that answers CRLF pings, one
+ * ping and 3 s for the pong; otherwise (no way to tell) the socket is abandoned. */
+void transport_probe(Transport *t, const char *why);
 /* Sends one SIP message as one text frame. -ENOTCONN when the socket is not open. */
 int transport_send(Transport *t, const char *text);
 
