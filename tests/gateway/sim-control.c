@@ -7,8 +7,9 @@
 
 /* The control endpoint: POST /control/<action>?k=v&... (parameters in the query string or an
  * application/x-www-form-urlencoded body) on the plain and the TLS port, so tests can make the
- * gateway act: call the client, cancel, hang up, hold/resume, send DTMF, REFER, OPTIONS; and break
- * its token endpoints and INVITE authentication on purpose. Every reply is JSON: 200
+ * gateway act: call the client, cancel, hang up, hold/resume, send DTMF, REFER, OPTIONS; break
+ * its token endpoints and INVITE authentication on purpose; and break the network: drop sockets,
+ * stop answering keep-alives, go down for a while. Every reply is JSON: 200
  * {"ok":true,...}, or 4xx/5xx {"error":"..."} (400 bad request, 404 unknown action/call/conn, 405
  * not POST, 409 the call is not in a state for that, 500 media could not start). Everything here
  * is input from a test; none of it may crash the sim. */
@@ -123,6 +124,11 @@ static void reply_call(Control *ctl, const Call *c) {
         json_object_object_add(ctl->reply, "call_id", json_object_new_string(c->call_id));
 }
 
+/* The socket an in-dialog request went out on (null: none needed, e.g. RFC 4733 DTMF). */
+static void reply_conn(Control *ctl, const Conn *conn) {
+        json_object_object_add(ctl->reply, "conn", conn ? json_object_new_int64(conn->id) : NULL);
+}
+
 static int action_call(Control *ctl) {
         static const char *const allowed[] = { "to", "from", "conn", "host", "codec", "media", "ack", NULL };
         UacCallParams p = { .codec = MEDIA_CODEC_OPUS, .mode = MEDIA_TONE };
@@ -177,11 +183,13 @@ static int action_call(Control *ctl) {
 
 static int action_simple(Control *ctl, const char *action) {
         static const char *const allowed[] = { "call_id", NULL };
+        Conn *conn;
         Call *c = NULL;
         int r;
 
         if ((r = check_params(ctl, allowed)) < 0 || (r = lookup_call(ctl, &c)) < 0)
                 return r;
+        conn = call_route(c);
         if (strcmp(action, "cancel") == 0)
                 r = uac_cancel(c, &ctl->error);
         else if (strcmp(action, "bye") == 0)
@@ -194,12 +202,14 @@ static int action_simple(Control *ctl, const char *action) {
                 }
                 c->media = media_free(c->media);
                 log_info("Call %s: media stopped (control).", c->call_id);
+                conn = NULL;
         }
         else
                 r = uac_hold(c, strcmp(action, "hold") == 0, &ctl->error);
         if (r < 0)
                 return r;
         reply_call(ctl, c);
+        reply_conn(ctl, conn);
         return 0;
 }
 
@@ -235,6 +245,7 @@ static int action_dtmf(Control *ctl) {
         if (r < 0)
                 return r;
         reply_call(ctl, c);
+        reply_conn(ctl, info ? call_route(c) : NULL);
         json_object_object_add(ctl->reply, "digits", json_object_new_string(upper));
         json_object_object_add(ctl->reply, "method", json_object_new_string(info ? "info" : "rfc4733"));
         return 0;
@@ -253,6 +264,7 @@ static int action_refer(Control *ctl) {
         if (r < 0)
                 return r;
         reply_call(ctl, c);
+        reply_conn(ctl, call_route(c));
         return 0;
 }
 
@@ -275,6 +287,9 @@ static int action_options(Control *ctl) {
         if (r < 0)
                 return r;
         json_object_object_add(ctl->reply, "call_id", json_object_new_string(call_id));
+        reply_conn(ctl, c         ? call_route(c)
+                        : conn_id ? sim_find_conn(ctl->s, conn_id)
+                                  : sim_newest_conn(ctl->s));
         return 0;
 }
 
@@ -293,6 +308,7 @@ static int action_calls(Control *ctl) {
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Call *c = v;
                 json_object *o = json_object_new_object();
+                Conn *route;
 
                 json_object_object_add(o, "call_id", json_object_new_string(c->call_id));
                 json_object_object_add(o, "number", json_object_new_string(c->number));
@@ -304,6 +320,124 @@ static int action_calls(Control *ctl) {
                                        c->remote_direction ? json_object_new_string(c->remote_direction)
                                                            : NULL);
                 json_object_object_add(o, "conn", json_object_new_int64(c->conn ? c->conn->id : 0));
+                route = call_route(c);
+                json_object_object_add(o, "route_conn", route ? json_object_new_int64(route->id) : NULL);
+                json_object_object_add(o, "origin_conn", json_object_new_int64(c->origin_conn));
+                json_object_object_add(o, "contact_host",
+                                       c->contact_host ? json_object_new_string(c->contact_host) : NULL);
+                json_object_array_add(a, o);
+        }
+        return 0;
+}
+
+static int param_drop_mode(Control *ctl, DropMode *ret) {
+        const char *mode = param(ctl, "mode");
+
+        *ret = DROP_FIN;
+        if (mode && drop_mode_from_string(mode, ret) < 0) {
+                ctl->error = "mode must be drop (TCP FIN, no close frame), reset (TCP RST) or close (close "
+                             "frame 1001)";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* The client's sockets end without a close handshake (network loss) or with one (mode=close). */
+static int action_drop_socket(Control *ctl) {
+        static const char *const allowed[] = { "conn", "mode", NULL };
+        json_object *dropped;
+        unsigned conn_id = 0;
+        DropMode mode;
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0 ||
+            (r = param_uint(ctl, "conn", 1, G_MAXINT, &conn_id)) < 0 || (r = param_drop_mode(ctl, &mode)) < 0)
+                return r;
+        dropped = json_object_new_array();
+        r = sim_drop_sockets(ctl->s, conn_id, mode, "control", dropped);
+        if (r < 0) {
+                json_object_put(dropped);
+                ctl->error = "no open WebSocket with that conn id";
+                return r;
+        }
+        json_object_object_add(ctl->reply, "mode", json_object_new_string(drop_mode_to_string(mode)));
+        json_object_object_add(ctl->reply, "dropped", dropped);
+        return 0;
+}
+
+/* Whether CRLF keep-alives get their CRLF pong; without mode just the current setting. */
+static int action_pong(Control *ctl) {
+        static const char *const allowed[] = { "mode", NULL };
+        const char *mode = param(ctl, "mode");
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0)
+                return r;
+        if (mode) {
+                if (strcmp(mode, "on") != 0 && strcmp(mode, "off") != 0) {
+                        ctl->error = "mode must be on or off";
+                        return -EINVAL;
+                }
+                ctl->s->pong = strcmp(mode, "on") == 0;
+                log_info("CRLF keep-alives are %s from now on.", ctl->s->pong ? "answered" : "ignored");
+        }
+        json_object_object_add(ctl->reply, "pong", json_object_new_boolean(ctl->s->pong));
+        return 0;
+}
+
+/* The gateway is down for ms: every socket dropped, upgrades refused with 503 meanwhile. */
+static int action_outage(Control *ctl) {
+        static const char *const allowed[] = { "ms", "mode", NULL };
+        json_object *dropped;
+        unsigned ms = 0;
+        DropMode mode;
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0 || (r = param_drop_mode(ctl, &mode)) < 0)
+                return r;
+        r = param_uint(ctl, "ms", 0, 600000, &ms);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                ctl->error = "ms= is required (0 to 600000; 0 ends an outage now)";
+                return -EINVAL;
+        }
+        dropped = json_object_new_array();
+        sim_outage(ctl->s, ms, mode, dropped);
+        json_object_object_add(ctl->reply, "ms", json_object_new_int64(ms));
+        json_object_object_add(ctl->reply, "active",
+                               json_object_new_boolean(sim_outage_remaining_ms(ctl->s) > 0));
+        json_object_object_add(ctl->reply, "dropped", dropped);
+        return 0;
+}
+
+/* The open sockets and the hosts their clients used on them (what routing goes by). */
+static int action_conns(Control *ctl) {
+        static const char *const allowed[] = { NULL };
+        json_object *a = json_object_new_array();
+        int r;
+
+        json_object_object_add(ctl->reply, "conns", a);
+        json_object_object_add(ctl->reply, "pong", json_object_new_boolean(ctl->s->pong));
+        json_object_object_add(ctl->reply, "outage_ms_left",
+                               json_object_new_int64(sim_outage_remaining_ms(ctl->s)));
+        if ((r = check_params(ctl, allowed)) < 0)
+                return r;
+        for (GList *l = g_list_last(ctl->s->conns); l; l = l->prev) {
+                Conn *conn = l->data;
+                json_object *o = json_object_new_object(), *hosts = json_object_new_array();
+                g_autoptr(GList) keys = g_list_sort(g_hash_table_get_keys(conn->hosts),
+                                                    (GCompareFunc) strcmp);
+
+                json_object_object_add(o, "conn", json_object_new_int64(conn->id));
+                json_object_object_add(o, "peer", json_object_new_string(conn->peer));
+                json_object_object_add(o, "secure", json_object_new_boolean(conn->secure));
+                json_object_object_add(o, "usable", json_object_new_boolean(conn_usable(conn)));
+                json_object_object_add(o, "client_host",
+                                       conn->client_host ? json_object_new_string(conn->client_host) : NULL);
+                for (GList *k = keys; k; k = k->next)
+                        json_object_array_add(hosts, json_object_new_string(k->data));
+                json_object_object_add(o, "hosts", hosts);
                 json_object_array_add(a, o);
         }
         return 0;
@@ -516,6 +650,14 @@ static void control_handler(SoupServer *server, SoupServerMessage *msg, const ch
                         r = action_options(&ctl);
                 else if (strcmp(action, "calls") == 0)
                         r = action_calls(&ctl);
+                else if (strcmp(action, "conns") == 0)
+                        r = action_conns(&ctl);
+                else if (strcmp(action, "drop-socket") == 0)
+                        r = action_drop_socket(&ctl);
+                else if (strcmp(action, "pong") == 0)
+                        r = action_pong(&ctl);
+                else if (strcmp(action, "outage") == 0)
+                        r = action_outage(&ctl);
                 else if (strcmp(action, "token-faults") == 0)
                         r = action_token_faults(&ctl);
                 else if (strcmp(action, "revoke-tokens") == 0)
@@ -524,7 +666,8 @@ static void control_handler(SoupServer *server, SoupServerMessage *msg, const ch
                         r = action_invite_auth(&ctl);
                 else {
                         ctl.error = "unknown action; one of call, cancel, bye, hold, resume, media-stop, dtmf, "
-                                    "refer, options, calls, token-faults, revoke-tokens, invite-auth";
+                                    "refer, options, calls, conns, drop-socket, pong, outage, token-faults, "
+                                    "revoke-tokens, invite-auth";
                         r = -ENOENT;
                 }
                 status = control_status(r);

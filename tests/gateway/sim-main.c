@@ -33,6 +33,9 @@ static const char number_plan_help[] =
         "  anything else 404 Not Found\n"
         "Every INVITE first gets 100 Trying. An initial INVITE without a valid\n"
         "\"Authorization: Bearer <token from this sim>\" gets 401 (unless --no-auth).\n"
+        "Calls are not bound to a socket: in-dialog requests and late responses go over the\n"
+        "newest open socket on which the client used the call's Contact (or Via) host; a\n"
+        "socket closing ends only calls still in their INVITE transaction on it.\n"
         "A client re-INVITE gets 200 with the mirrored direction; while the client holds\n"
         "(sendonly/inactive) the sim sends nothing. A client REFER gets 202 and NOTIFYs:\n"
         "SIP/2.0 100 Trying, then 200 OK for a number above that answers, 480 for\n"
@@ -49,7 +52,16 @@ static const char number_plan_help[] =
         "  POST /control/dtmf?call_id=ID&digits=D[&method=rfc4733|info][&duration=MS]\n"
         "  POST /control/refer?call_id=ID&target=E164    REFER the client\n"
         "  POST /control/options?call_id=ID | ?to=USER[&conn=ID]   OPTIONS\n"
-        "  POST /control/calls                           list calls\n"
+        "  POST /control/calls                           list calls (route_conn: the socket\n"
+        "                    in-dialog requests would take now)\n"
+        "  POST /control/conns                           list open sockets and the client hosts\n"
+        "                    seen on each\n"
+        "  POST /control/drop-socket[?conn=ID][&mode=drop|reset|close]   end one socket (no conn:\n"
+        "                    all): drop = TCP FIN without a close frame (default), reset = TCP RST,\n"
+        "                    close = close frame 1001; answered calls over it stay up\n"
+        "  POST /control/pong[?mode=on|off]              answer CRLFCRLF keep-alives or not\n"
+        "  POST /control/outage?ms=MS[&mode=drop|reset|close]   drop every socket and answer\n"
+        "                    WebSocket upgrades with 503 for MS (ms=0: end it now)\n"
         "  POST /control/token-faults[?status=400..599[&retry_after=S]|body=garbage|not-object|\n"
         "                    no-token|bad-expiry|empty][&delay_ms=MS][&count=N][&expires_in=SEC]\n"
         "                    the token endpoints misbehave (no parameters: clear all)\n"
@@ -157,7 +169,8 @@ int main(int argc, char **argv) {
                   "+15550001003 early media lasts this long (2000)", "MS" },
                 { "hangup-ms", 0, 0, G_OPTION_ARG_INT, &hangup_ms,
                   "+15550001004 hangs up this long after answering (2000)", "MS" },
-                { "no-pong", 0, 0, G_OPTION_ARG_NONE, &no_pong, "Do not answer CRLFCRLF keep-alives", NULL },
+                { "no-pong", 0, 0, G_OPTION_ARG_NONE, &no_pong,
+                  "Do not answer CRLFCRLF keep-alives (/control/pong switches it)", NULL },
                 { "no-auth", 0, 0, G_OPTION_ARG_NONE, &no_auth,
                   "Accept INVITEs without a valid token (still reported)", NULL },
                 { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,

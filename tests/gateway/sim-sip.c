@@ -18,17 +18,6 @@
 
 /* ---- sending ---- */
 
-void conn_send(Conn *conn, const char *text) {
-        if (!conn || conn->closed ||
-            soup_websocket_connection_get_state(conn->ws) != SOUP_WEBSOCKET_STATE_OPEN) {
-                log_warning("Socket gone, dropping outgoing message: %.*s", (int) strcspn(text, "\r\n"),
-                            text);
-                return;
-        }
-        log_debug("conn %u >>>\n%s", conn->id, text);
-        soup_websocket_connection_send_text(conn->ws, text);
-}
-
 static void sim_respond(Sim *s, Conn *conn, const SipMsg *req, int code, const char *to_tag,
                         const char *extra_headers, const char *body, const char *number) {
         g_autofree char *text = NULL, *tag = NULL;
@@ -36,6 +25,11 @@ static void sim_respond(Sim *s, Conn *conn, const SipMsg *req, int code, const c
 
         if (!sipmsg_can_respond(req)) {
                 log_warning("Cannot answer a request without Via/From/To/Call-ID/CSeq; dropping it.");
+                return;
+        }
+        if (!conn_usable(conn)) {
+                /* It came in on a socket we are closing (drop-socket mode=close): no answer. */
+                log_info("Not answering %s %u: its socket is closing.", req->cseq_method ?: "?", req->cseq);
                 return;
         }
         /* Every response but 100 needs a To tag; outside a dialog any fresh one will do. */
@@ -63,31 +57,40 @@ char *call_contact_header(const Call *c, const Conn *conn) {
         return g_strdup_printf("Contact: <sip:" SIM_NAME "@127.0.0.1:%u;transport=ws>\r\n", port);
 }
 
-/* A response to the call's INVITE. 18x and 2xx carry our Contact; body is an SDP or NULL. */
-static void call_respond_invite(Call *c, int code, const char *body) {
-        g_autofree char *contact = NULL;
+/* A response to the call's INVITE, now or later (after ringing): it goes where the call's
+ * requests would go, not necessarily where the INVITE came in. 18x and 2xx carry our Contact;
+ * body is an SDP or NULL. */
+static void call_respond_invite_with(Call *c, int code, const char *extra_headers, const char *body) {
+        g_autofree char *contact = NULL, *extra = NULL;
+        Conn *conn;
 
         if (c->final_sent || !c->invite) {
                 log_debug("Call %s: final response already sent, not sending %d.", c->call_id, code);
                 return;
         }
-        if (code > 100 && code < 300)
-                contact = call_contact_header(c, c->conn);
-        sim_respond(c->sim, c->conn, c->invite, code, c->local_tag, contact, body, c->number);
         if (code >= 200) {
                 c->final_sent = true;
                 c->final_status = code;
         }
+        conn = call_route(c);
+        if (!conn) {
+                call_emit_no_route(c, "INVITE", c->invite->cseq, code, NULL);
+                return;
+        }
+        if (code > 100 && code < 300)
+                contact = call_contact_header(c, conn);
+        extra = g_strconcat(contact ?: "", extra_headers ?: "", NULL);
+        sim_respond(c->sim, conn, c->invite, code, c->local_tag, extra, body, c->number);
+}
+
+static void call_respond_invite(Call *c, int code, const char *body) {
+        call_respond_invite_with(c, code, NULL, body);
 }
 
 static void call_reject(Call *c, int code, const char *extra_headers) {
         g_autofree char *cause = g_strdup_printf("rejected-%d", code);
 
-        if (!c->final_sent && c->invite) {
-                sim_respond(c->sim, c->conn, c->invite, code, c->local_tag, extra_headers, NULL, c->number);
-                c->final_sent = true;
-                c->final_status = code;
-        }
+        call_respond_invite_with(c, code, extra_headers, NULL);
         call_end(c, cause);
 }
 
@@ -125,6 +128,7 @@ Call *call_new(Sim *s, const char *call_id, const char *number, Conn *conn) {
         c->call_id = g_strdup(call_id);
         c->number = g_strdup(number ? number : "");
         c->conn = conn;
+        c->origin_conn = conn ? conn->id : 0;
         c->local_tag = sip_random_token(TAG_LEN);
         c->local_cseq = (uint32_t) g_random_int_range(1, 10000);
         c->txns = g_ptr_array_new_with_free_func((GDestroyNotify) txn_free);
@@ -165,38 +169,43 @@ void call_end(Call *c, const char *cause) {
         c->reap_timer = g_timeout_add_seconds(CALL_LINGER_SECONDS, call_on_reap, c);
 }
 
-Conn *sim_newest_conn(Sim *s) {
-        for (GList *l = s->conns; l; l = l->next) {
-                Conn *conn = l->data;
+Conn *call_route(Call *c) {
+        Conn *conn = sim_conn_for_host(c->sim, c->contact_host);
 
-                if (!conn->closed)
-                        return conn;
-        }
-        return NULL;
-}
-
-Conn *sim_find_conn(Sim *s, unsigned id) {
-        for (GList *l = s->conns; l; l = l->next) {
-                Conn *conn = l->data;
-
-                if (conn->id == id && !conn->closed)
-                        return conn;
-        }
-        return NULL;
-}
-
-Conn *call_pick_conn(Call *c) {
-        Sim *s = c->sim;
-        Conn *conn = c->contact_host ? g_hash_table_lookup(s->hosts, c->contact_host) : NULL;
-
-        /* Route to the newest socket that used the client's Contact host (the SDK reconnects
-         * and keeps its dialogs); else the INVITE's socket; else, since a reconnected SDK sends
-         * nothing until it has a request of its own, the newest open socket. */
-        if (!conn || conn->closed)
+        /* By the client's Contact host, never by the socket the call started on: the SDK keeps
+         * its host and its dialogs across reconnects. A reconnected client is only known on its
+         * new socket once it sent something there (as with the real gateway, which has nothing
+         * else to go by). The call's own socket only serves while the client's Contact is not
+         * known yet (a gateway call before its 2xx) or named a host never seen on a socket. */
+        if (!conn && conn_usable(c->conn))
                 conn = c->conn;
-        if (!conn)
-                conn = sim_newest_conn(s);
         return conn;
+}
+
+void call_emit_no_route(Call *c, const char *method, uint32_t cseq, int status, const char *action) {
+        json_object *ev = event_new("no-route");
+
+        log_warning("Call %s: no open WebSocket for the client's Contact host %s; %s %s not sent.",
+                    c->call_id, c->contact_host ?: "(unknown)", status > 0 ? "response to" : "request", method);
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "method", method);
+        if (cseq > 0)
+                event_add_int(ev, "cseq", cseq);
+        if (status > 0)
+                event_add_int(ev, "status", status);
+        event_add_string(ev, "action", action);
+        event_add_string(ev, "contact_host", c->contact_host);
+        event_add_int(ev, "origin_conn", c->origin_conn);
+        event_emit(ev);
+}
+
+int call_check_route(Call *c, const char *method, const char *action, const char **ret_error) {
+        if (call_route(c))
+                return 0;
+        call_emit_no_route(c, method, 0, 0, action);
+        *ret_error = "no open WebSocket has carried the client's Contact host (it has not reconnected, or "
+                     "sent nothing on its new socket yet)";
+        return -ENOTCONN;
 }
 
 /* The sim sends while the client's last SDP wants to receive (hold: sendonly/inactive stop it). */
@@ -501,11 +510,6 @@ static void call_start(Call *c, int reject_code) {
 
 /* ---- requests ---- */
 
-static void sim_note_host(Sim *s, const char *host, Conn *conn) {
-        if (host && *host)
-                g_hash_table_insert(s->hosts, g_strdup(host), conn);
-}
-
 static json_object *request_event(Conn *conn, const SipMsg *m, const char *number) {
         json_object *ev = event_new("request");
 
@@ -744,15 +748,11 @@ static void sip_handle_refer(Conn *conn, SipMsg *m, Call *c) {
 
 static void sip_handle_request(Conn *conn, SipMsg *m) {
         Sim *s = conn->sim;
-        const char *host = m->contact_host ? m->contact_host : m->via_host;
         Call *c;
 
-        sim_note_host(s, m->via_host, conn);
-        sim_note_host(s, m->contact_host, conn);
-        if (host && *host) {
-                g_free(conn->client_host);
-                conn->client_host = g_strdup(host);
-        }
+        /* The socket the client uses now for this host: in-dialog routing follows it. */
+        conn_note_host(conn, m->via_host);
+        conn_note_host(conn, m->contact_host);
 
         if (strcmp(m->method, "INVITE") == 0 && !m->to_tag) {
                 sip_handle_initial_invite(conn, m);
@@ -817,42 +817,13 @@ static void sip_bad_message(Conn *conn, const char *data, size_t len, SipMsg *m,
                 sim_respond(conn->sim, conn, m, 400, NULL, NULL, NULL, NULL);
 }
 
-/* ---- WebSocket connections ---- */
+/* ---- frames from a socket ---- */
 
-static void conn_free(Conn *c) {
-        if (!c)
-                return;
-        g_signal_handlers_disconnect_by_data(c->ws, c);
-        g_object_unref(c->ws);
-        g_free(c->peer);
-        g_free(c->client_host);
-        g_free(c);
-}
-
-static gboolean conn_free_idle(gpointer userdata) {
-        conn_free(userdata);
-        return G_SOURCE_REMOVE;
-}
-
-static void conn_on_message(SoupWebsocketConnection *ws, gint type, GBytes *message, gpointer userdata) {
-        Conn *c = userdata;
-        gsize len = 0;
-        const char *data = g_bytes_get_data(message, &len);
+void sip_handle_frame(Conn *conn, const char *data, size_t len) {
         SipMsg *m = NULL;
         bool blank = true;
 
-        if (len == 4 && memcmp(data, "\r\n\r\n", 4) == 0) {
-                /* RFC 5626-style keep-alive; the SDK takes a lone CRLF frame as the pong. */
-                json_object *ev = event_new("ping");
-
-                event_add_int(ev, "conn", c->id);
-                event_add_bool(ev, "pong", c->sim->pong);
-                event_emit(ev);
-                if (c->sim->pong)
-                        conn_send(c, "\r\n");
-                return;
-        }
-        for (gsize i = 0; i < len; i++)
+        for (size_t i = 0; i < len; i++)
                 if (data[i] != '\r' && data[i] != '\n' && data[i] != ' ' && data[i] != '\t') {
                         blank = false;
                         break;
@@ -861,116 +832,52 @@ static void conn_on_message(SoupWebsocketConnection *ws, gint type, GBytes *mess
                 return;
 
         if (sipmsg_parse(data, len, &m) < 0) {
-                sip_bad_message(c, data, len, NULL, "not a SIP message");
+                sip_bad_message(conn, data, len, NULL, "not a SIP message");
                 return;
         }
         if (log_get_max_level() >= LOG_DEBUG) {
                 g_autofree char *text = sipmsg_to_log_text(m);
-                log_debug("conn %u <<<\n%s", c->id, text);
+                log_debug("conn %u <<<\n%s", conn->id, text);
         }
         if (!m->valid) {
-                sip_bad_message(c, data, len, m, "unparsable or missing mandatory headers");
+                sip_bad_message(conn, data, len, m, "unparsable or missing mandatory headers");
                 sipmsg_free(m);
                 return;
         }
         if (m->is_request)
-                sip_handle_request(c, m);
-        else
-                uac_handle_response(c, m);
+                sip_handle_request(conn, m);
+        else {
+                /* A response's Via is ours; its Contact (2xx, 18x) is the client's. */
+                conn_note_host(conn, m->contact_host);
+                uac_handle_response(conn, m);
+        }
 }
 
-static gboolean host_is_conn(gpointer key, gpointer value, gpointer userdata) {
-        return value == userdata;
-}
-
-static void conn_on_closed(SoupWebsocketConnection *ws, gpointer userdata) {
-        Conn *c = userdata;
-        Sim *s = c->sim;
+void sip_conn_closed(Conn *conn) {
         GHashTableIter it;
         gpointer v;
-        json_object *ev;
 
-        if (c->closed)
-                return;
-        c->closed = true;
-        log_info("conn %u from %s closed (code %u).", c->id, c->peer,
-                 soup_websocket_connection_get_close_code(ws));
-        ev = event_new("ws-close");
-        event_add_int(ev, "conn", c->id);
-        event_add_string(ev, "peer", c->peer);
-        event_add_int(ev, "code", soup_websocket_connection_get_close_code(ws));
-        event_emit(ev);
-
-        g_hash_table_foreach_remove(s->hosts, host_is_conn, c);
-        /* Dialogs survive the socket (gateway-protocol.md §1); only a pending INVITE dies with
-         * it, as the SDK fails transactions in flight. */
-        g_hash_table_iter_init(&it, s->calls);
+        if (!conn->sim->calls)
+                return; /* shutting down */
+        /* Dialogs survive the socket (gateway-protocol.md §1): a confirmed call keeps its media
+         * and is reached on the client's next socket. Only a call still in its INVITE
+         * transaction dies with the socket of that INVITE, as the SDK fails transactions in
+         * flight ("Connection Error"). */
+        g_hash_table_iter_init(&it, conn->sim->calls);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Call *call = v;
 
-                if (call->conn != c)
+                if (call->conn != conn)
                         continue;
                 call->conn = NULL;
                 if (call->state < CALL_CONFIRMED)
                         call_end(call, "socket-closed");
         }
-        s->conns = g_list_remove(s->conns, c);
-        /* Not from inside the connection's own signal emission. */
-        g_idle_add(conn_free_idle, c);
-}
-
-static void conn_on_error(SoupWebsocketConnection *ws, GError *error, gpointer userdata) {
-        Conn *c = userdata;
-
-        log_warning("conn %u: WebSocket error: %s", c->id, error ? error->message : "?");
-}
-
-static void on_websocket(SoupServer *server, SoupServerMessage *msg, const char *path,
-                         SoupWebsocketConnection *ws, gpointer userdata) {
-        Sim *s = userdata;
-        Conn *c = g_new0(Conn, 1);
-        GSocketAddress *local = soup_server_message_get_local_address(msg);
-        GSocketAddress *remote = soup_server_message_get_remote_address(msg);
-        json_object *ev;
-
-        c->sim = s;
-        c->id = ++s->n_conns;
-        c->ws = g_object_ref(ws);
-        if (G_IS_INET_SOCKET_ADDRESS(local))
-                c->local_port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
-        c->secure = s->wss_port != 0 && c->local_port == s->wss_port;
-        if (G_IS_INET_SOCKET_ADDRESS(remote)) {
-                g_autofree char *host = g_inet_address_to_string(
-                        g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
-                c->peer = g_strdup_printf("%s:%u", host,
-                                          g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(remote)));
-        } else
-                c->peer = g_strdup("?");
-
-        g_signal_connect(ws, "message", G_CALLBACK(conn_on_message), c);
-        g_signal_connect(ws, "closed", G_CALLBACK(conn_on_closed), c);
-        g_signal_connect(ws, "error", G_CALLBACK(conn_on_error), c);
-        s->conns = g_list_prepend(s->conns, c);
-
-        log_info("conn %u: WebSocket from %s (%s, protocol %s).", c->id, c->peer, c->secure ? "wss" : "ws",
-                 soup_websocket_connection_get_protocol(ws) ?: "none");
-        ev = event_new("ws-open");
-        event_add_int(ev, "conn", c->id);
-        event_add_string(ev, "peer", c->peer);
-        event_add_string(ev, "protocol", soup_websocket_connection_get_protocol(ws));
-        event_add_bool(ev, "secure", c->secure);
-        event_add_string(ev, "path", path);
-        event_add_string(ev, "origin", soup_websocket_connection_get_origin(ws));
-        event_emit(ev);
 }
 
 void sip_setup(Sim *s) {
-        static char *protocols[] = { (char *) "sip", NULL };
-
         s->calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, call_free);
-        s->hosts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        /* Any path and any Origin (browsers send one; the daemon does not). */
-        soup_server_add_websocket_handler(s->server, "/", NULL, protocols, on_websocket, s, NULL);
+        ws_setup(s);
 }
 
 void sip_shutdown(Sim *s) {
@@ -984,16 +891,5 @@ void sip_shutdown(Sim *s) {
                 g_hash_table_unref(s->calls);
                 s->calls = NULL;
         }
-        while (s->conns) {
-                Conn *c = s->conns->data;
-
-                s->conns = g_list_delete_link(s->conns, s->conns);
-                g_signal_handlers_disconnect_by_data(c->ws, c);
-                if (soup_websocket_connection_get_state(c->ws) == SOUP_WEBSOCKET_STATE_OPEN)
-                        soup_websocket_connection_close(c->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "shutdown");
-                conn_free(c);
-        }
-        if (s->hosts)
-                g_hash_table_unref(s->hosts);
-        s->hosts = NULL;
+        ws_shutdown(s);
 }

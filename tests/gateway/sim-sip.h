@@ -20,14 +20,27 @@ struct Conn {
         Sim *sim;
         unsigned id;
         SoupWebsocketConnection *ws;
-        bool secure; /* came in on the TLS port: our Via says WSS */
+        GSocket *socket; /* the TCP socket under ws (and under TLS), for drop-socket; may be NULL */
+        bool secure;     /* came in on the TLS port: our Via says WSS */
         guint local_port;
         char *peer;
-        bool closed;
-        /* The Contact (else Via) host of the newest request on this socket: the client's
+        bool closed;  /* gone: libsoup reported the close, or we dropped it */
+        bool closing; /* our close frame is out (drop-socket mode=close): nothing more is sent */
+        bool dropped; /* drop-socket or outage ended it, in whichever mode */
+        /* The Contact (else Via) host of the newest message from the client on this socket: its
          * "xxxx.invalid" host, the host part of gateway INVITEs to it. */
         char *client_host;
+        /* Every Via/Contact host the client used on this socket (a set): in-dialog routing. */
+        GHashTable *hosts;
 };
+
+/* How drop-socket and outage end a socket. */
+typedef enum DropMode {
+        DROP_FIN,   /* "drop": TCP FIN without a WebSocket close frame (the client sees 1006) */
+        DROP_RESET, /* "reset": TCP RST */
+        DROP_CLOSE, /* "close": a WebSocket close frame, code 1001 Going Away */
+        _DROP_MAX,
+} DropMode;
 
 typedef enum CallState {
         CALL_PROCEEDING, /* INVITE received, 100 sent (or: our INVITE being prepared / sent) */
@@ -86,7 +99,10 @@ struct Call {
         bool no_ack;   /* gateway calls: never ACK the client's 200 (control call ack=0) */
         CallState state;
         CallScript script;
-        Conn *conn;     /* socket of the INVITE; NULL once it closed */
+        /* The socket of the INVITE (NULL once it closed) and its id (kept). Only a fallback for
+         * where requests go: see call_route(). */
+        Conn *conn;
+        unsigned origin_conn;
         SipMsg *invite; /* client's calls: its initial INVITE, for our responses */
         char *local_tag;
         char *local_id;  /* our identity (From of our requests) without tag */
@@ -122,13 +138,45 @@ struct Call {
         Transfer *transfer;
 };
 
-/* sim-sip.c */
+/* sim-ws.c: the sockets. */
+void ws_setup(Sim *s);
+void ws_shutdown(Sim *s);
+/* Open, not closing, not dropped: something may be sent on it. */
+bool conn_usable(const Conn *conn);
+/* Sends one text frame; a socket that is not usable drops it (with a warning). */
 void conn_send(Conn *conn, const char *text);
+void conn_note_host(Conn *conn, const char *host);
+/* The newest usable socket, any socket by id (usable), the newest usable one whose client used
+ * this Via/Contact host. NULL when there is none. */
 Conn *sim_newest_conn(Sim *s);
 Conn *sim_find_conn(Sim *s, unsigned id);
+Conn *sim_conn_for_host(Sim *s, const char *host);
+const char *drop_mode_to_string(DropMode m);
+int drop_mode_from_string(const char *s, DropMode *ret);
+/* Ends one socket (conn_id > 0: -ENOENT when it is not open) or every client socket; the ids go
+ * into the JSON array dropped. cause is "control" or "outage" (for the events). */
+int sim_drop_sockets(Sim *s, unsigned conn_id, DropMode mode, const char *cause, json_object *dropped);
+/* Drops every socket and refuses WebSocket upgrades with 503 for ms (0: end an outage now). */
+void sim_outage(Sim *s, unsigned ms, DropMode mode, json_object *dropped);
+/* Milliseconds the current outage still lasts; 0 when there is none. */
+unsigned sim_outage_remaining_ms(Sim *s);
+
+/* sim-sip.c */
+/* A text/binary frame that is not a keep-alive: one SIP message. */
+void sip_handle_frame(Conn *conn, const char *data, size_t len);
+/* conn went away: calls still in their INVITE transaction on it end (cause socket-closed). */
+void sip_conn_closed(Conn *conn);
 Call *sim_find_call(Sim *s, const char *call_id);
-/* Newest socket that used the client's Contact host, else the INVITE's, else the newest. */
-Conn *call_pick_conn(Call *c);
+/* Where the call's requests and late responses go now: the newest usable socket whose client
+ * used the call's Contact host; else its own socket while usable (a gateway call before the
+ * client's 2xx named its Contact); else NULL (nothing can reach the client). */
+Conn *call_route(Call *c);
+/* Reports that something for c could not be sent ("no-route" event); status 0 for requests,
+ * cseq 0 when nothing was numbered yet (a control action refused beforehand). */
+void call_emit_no_route(Call *c, const char *method, uint32_t cseq, int status, const char *action);
+/* For control actions: 0 when call_route(c) finds a socket; else -ENOTCONN with *ret_error, and
+ * a "no-route" event for the method/action that could not go out. */
+int call_check_route(Call *c, const char *method, const char *action, const char **ret_error);
 Call *call_new(Sim *s, const char *call_id, const char *number, Conn *conn);
 void call_end(Call *c, const char *cause);
 void call_update_sending(Call *c);

@@ -94,11 +94,17 @@ static char *new_branch(void) {
 Txn *call_send_request(Call *c, const char *method, const char *request_uri, uint32_t cseq, const char *to,
                        const char *branch, const char *extra_headers, const char *content_type,
                        const char *body, const char *action) {
-        Conn *conn = call_pick_conn(c);
+        Conn *conn = call_route(c);
         g_autofree char *br = branch ? g_strdup(branch) : new_branch();
         g_autofree char *from = g_strdup_printf("%s;tag=%s", c->local_id, c->local_tag);
         Txn *t;
 
+        if (!conn) {
+                /* Timers (the +15550001004 hangup, NOTIFYs, INFO digits) and ACKs get here; control
+                 * actions checked the route first (call_check_route). Not a transaction then. */
+                call_emit_no_route(c, method, cseq, 0, action);
+                return NULL;
+        }
         send_request(conn, c->call_id, c->number, method, request_uri, from, to ? to : c->remote_id, cseq,
                      br, extra_headers, content_type, body, action);
         if (strcmp(method, "ACK") == 0)
@@ -131,7 +137,7 @@ void uac_call_cleanup(Call *c) {
 
 /* Contact + Allow, for requests that establish or refresh something. */
 static char *call_dialog_headers(Call *c) {
-        g_autofree char *contact = call_contact_header(c, call_pick_conn(c));
+        g_autofree char *contact = call_contact_header(c, call_route(c));
 
         return g_strconcat(contact, "Allow: " SIM_ALLOW "\r\n", NULL);
 }
@@ -166,19 +172,21 @@ static gboolean call_on_invite_timeout(gpointer userdata) {
 
 void uac_send_invite(Call *c) {
         g_autofree char *extra = NULL;
+        Conn *conn = call_route(c);
 
         if (c->cancelled) {
                 call_end(c, "cancel");
                 return;
         }
-        if (!c->conn) {
+        if (!conn) {
+                /* Its socket went while the offer was being built. */
                 call_end(c, "socket-closed");
                 return;
         }
         extra = call_dialog_headers(c);
         c->invite_txn = call_send_request(c, "INVITE", c->remote_target, c->local_cseq, NULL, NULL, extra,
                                           "application/sdp", c->local_sdp, "call");
-        log_info("Call %s: INVITE to %s on conn %u.", c->call_id, c->remote_target, c->conn->id);
+        log_info("Call %s: INVITE to %s on conn %u.", c->call_id, c->remote_target, conn->id);
         c->timer = g_timeout_add_seconds(INVITE_TIMEOUT_S, call_on_invite_timeout, c);
 }
 
@@ -517,6 +525,8 @@ int uac_cancel(Call *c, const char **ret_error) {
                 *ret_error = "the INVITE has its final response; use bye";
                 return -EALREADY;
         }
+        if (c->invite_txn && call_check_route(c, "CANCEL", "cancel", ret_error) < 0)
+                return -ENOTCONN;
         c->cancelled = true;
         if (!c->invite_txn) {
                 /* The offer is still being prepared: nothing went out yet. */
@@ -538,13 +548,17 @@ int uac_bye(Call *c, const char **ret_error) {
 
         if (r < 0)
                 return r;
+        /* Not reachable: the call stays up, so the test can try again once the client is back. */
+        r = call_check_route(c, "BYE", "bye", ret_error);
+        if (r < 0)
+                return r;
         uac_send_bye(c, "bye");
         return 0;
 }
 
 int uac_hold(Call *c, bool hold, const char **ret_error) {
         const char *dir = hold ? "sendonly" : "sendrecv";
-        g_autofree char *sdp = NULL, *extra = NULL;
+        g_autofree char *sdp = NULL, *extra = NULL, *prev_sdp = NULL;
         const char *prev;
         Txn *t;
         int r;
@@ -556,19 +570,30 @@ int uac_hold(Call *c, bool hold, const char **ret_error) {
                 *ret_error = "a re-INVITE of ours is still waiting for its final response";
                 return -EINPROGRESS;
         }
+        r = call_check_route(c, "INVITE", hold ? "hold" : "resume", ret_error);
+        if (r < 0)
+                return r;
         sdp = c->local_sdp ? media_sdp_with_direction(c->local_sdp, dir, true) : NULL;
         if (!sdp) {
                 *ret_error = "no local SDP to re-offer";
                 return -EBUSY;
         }
         prev = c->direction;
-        g_free(c->local_sdp);
+        prev_sdp = TAKE_PTR(c->local_sdp);
         c->local_sdp = TAKE_PTR(sdp);
         c->direction = dir;
         extra = call_dialog_headers(c);
         c->local_cseq++;
         t = call_send_request(c, "INVITE", c->remote_target, c->local_cseq, NULL, NULL, extra,
                               "application/sdp", c->local_sdp, hold ? "hold" : "resume");
+        if (!t) {
+                /* Not after the check above, but the session must stay as it was all the same. */
+                g_free(c->local_sdp);
+                c->local_sdp = TAKE_PTR(prev_sdp);
+                c->direction = prev;
+                *ret_error = "no open WebSocket for the client";
+                return -ENOTCONN;
+        }
         t->direction = dir;
         t->prev_direction = prev;
         c->reinvite_txn = t;
@@ -607,6 +632,9 @@ int uac_dtmf(Call *c, const char *digits, bool info, unsigned duration_ms, const
         if (r < 0)
                 return r;
         if (info) {
+                r = call_check_route(c, "INFO", "dtmf", ret_error);
+                if (r < 0)
+                        return r;
                 if (!c->info_digits)
                         c->info_digits = g_string_new(NULL);
                 g_string_append(c->info_digits, digits);
@@ -635,6 +663,9 @@ int uac_refer(Call *c, const char *target, const char **ret_error) {
 
         if (r < 0)
                 return r;
+        r = call_check_route(c, "REFER", "refer", ret_error);
+        if (r < 0)
+                return r;
         dialog = call_dialog_headers(c);
         extra = g_strdup_printf("Refer-To: <sip:%s@%s>\r\nReferred-By: %s\r\n%s", target, c->sim->domain,
                                 c->local_id, dialog);
@@ -653,6 +684,9 @@ int uac_options(Sim *s, Call *c, const char *to, unsigned conn_id, char **ret_ca
 
         if (c) {
                 r = uac_check_dialog(c, ret_error);
+                if (r < 0)
+                        return r;
+                r = call_check_route(c, "OPTIONS", "options", ret_error);
                 if (r < 0)
                         return r;
                 c->local_cseq++;

@@ -59,7 +59,7 @@ typedef struct Sim {
         unsigned token_lifetime;
         char *customer_key; /* from --customer-key-file; never logged, never in an event */
         char *ice_address;
-        bool pong;
+        bool pong; /* answer "\r\n\r\n" with "\r\n" (--no-pong, /control/pong) */
         bool require_auth;
         unsigned ring_ms, answer_delay_ms, hangup_ms;
         char *domain; /* SIP domain of the gateway's own URIs (--domain) */
@@ -77,9 +77,14 @@ typedef struct Sim {
 
         /* SIP. */
         GHashTable *calls; /* Call-ID → Call, owned; ended calls linger a while to absorb ACKs */
-        GHashTable *hosts; /* Via/Contact host → Conn that used it last (not owned) */
-        GList *conns;      /* open Conn, owned */
+        GList *conns;      /* open Conn, newest first, owned */
         unsigned n_conns;  /* Conn ids, never reused */
+
+        /* Network faults (/control/outage): WebSocket upgrades get 503 until outage_end_us. */
+        guint outage_timer;
+        unsigned outage_ms;
+        int64_t outage_start_us, outage_end_us; /* g_get_monotonic_time() */
+        unsigned outage_refused;
 } Sim;
 
 /* sim-events.c: the --events JSON-lines file. Safe to call when no file was given. */
