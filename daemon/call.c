@@ -1167,6 +1167,32 @@ static void call_handle_incoming_refer(Call *c, const SipMessage *m) {
                                        "SIP/2.0 603 Decline", NULL));
 }
 
+/* Nothing else from us may cross the new socket for a long time, and a gateway that routes by
+ * flow (bwgw-sim: by Contact host, newest socket) cannot reach the call until something does:
+ * an in-dialog OPTIONS carries our Via and Contact over the new socket. Its answer also tells
+ * whether the gateway still knows the call (481: it does not). The SDK sends nothing here. */
+void call_transport_restored(Call *c) {
+        const char *const headers[] = { "Accept: application/sdp", NULL };
+        char *text;
+
+        if (call_is_terminated(c) || !call_is_confirmed(c) || c->options_cseq)
+                return;
+        text = sip_build_request(&c->phone->ua, c->dialog, "OPTIONS", headers, NULL, NULL, &c->options_cseq);
+        if (text)
+                call_send(c, text);
+}
+
+static void call_handle_options_response(Call *c, unsigned status) {
+        if (status < 200)
+                return;
+        c->options_cseq = 0;
+        if (status == 408 || status == 481) {
+                log_warning("Call %u: the gateway no longer knows the call after the reconnect (%u).", c->id, status);
+                call_set_state(c, CALL_STATE_TERMINATED, "Dialog Error", status);
+                call_sip_finished(c); /* no BYE: there is no dialog left to end */
+        }
+}
+
 void call_handle_response(Call *c, const SipMessage *m) {
         const char *method = sip_message_cseq_method(m);
         unsigned status = sip_message_status(m);
@@ -1188,6 +1214,8 @@ void call_handle_response(Call *c, const SipMessage *m) {
         } else if (g_strcmp0(method, "BYE") == 0) {
                 if (status >= 200)
                         call_sip_finished(c);
+        } else if (g_strcmp0(method, "OPTIONS") == 0 && cseq == c->options_cseq) {
+                call_handle_options_response(c, status);
         } else if (g_strcmp0(method, "REFER") == 0 && cseq == c->refer_cseq) {
                 call_handle_refer_response(c, m, status);
         } else if (g_strcmp0(method, "CANCEL") == 0) {
@@ -1254,6 +1282,7 @@ void call_transport_lost(Call *c) {
                 call_pending_finish(c, &c->hold_pending, -ENOTCONN,
                                     "the connection to the gateway was lost; try again");
         }
+        c->options_cseq = 0;
         if (c->refer_cseq) {
                 c->refer_cseq = 0;
                 call_pending_finish(c, &c->transfer_pending, -ENOTCONN,

@@ -104,6 +104,7 @@ typedef struct Call {
 
         /* blind transfer */
         uint32_t refer_cseq;
+        uint32_t options_cseq;      /* in-dialog OPTIONS after a reconnect; 0 = none */
         CallPending transfer_pending;
 
         guint rtp_watchdog;         /* checks that RTP keeps arriving */
@@ -167,3 +168,5 @@ void call_handle_response(Call *c, const SipMessage *m);
 void call_handle_request(Call *c, const SipMessage *m);
 /* The socket died: transactions in flight fail with "Connection Error". */
 void call_transport_lost(Call *c);
+/* The phone reconnected: tell the gateway where this call lives now. */
+void call_transport_restored(Call *c);

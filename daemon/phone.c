@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netdb.h>
 #include <string.h>
 
 #include "log.h"
@@ -133,9 +136,12 @@ static void on_transport_connected(Transport *t, void *userdata) {
         Phone *p = userdata;
 
         p->reconnect_attempt = 0;
+        p->reconnect_now = false;
         phone_set_state(p, PHONE_STATE_CONNECTED);
         phone_notify_one(p, "Server");
         phone_login_state(p, false, "connected");
+        for (GList *l = p->calls; l; l = l->next)
+                call_transport_restored(l->data);
         phone_flush_connect_waiters(p, 0, NULL);
 }
 
@@ -160,7 +166,12 @@ static void on_transport_disconnected(Transport *t, bool requested, const char *
                  * trying in the background, as the SDK does. */
                 phone_set_state(p, PHONE_STATE_RECONNECTING);
                 phone_flush_connect_waiters(p, -ENOTCONN, reason);
-                phone_schedule_reconnect(p);
+                if (p->reconnect_now) {
+                        p->reconnect_now = false;
+                        log_info("Reconnecting to the gateway now (the network changed).");
+                        phone_start_connect(p);
+                } else
+                        phone_schedule_reconnect(p);
                 return;
         }
         phone_set_state(p, p->initialized ? PHONE_STATE_DISCONNECTED : PHONE_STATE_IDLE);
@@ -283,14 +294,56 @@ void phone_network_changed(Phone *p, const char *why) {
                 log_info("Network changed (%s): reconnecting now.", why);
                 g_clear_handle_id(&p->reconnect_source, g_source_remove);
                 phone_start_connect(p);
-        } else if (transport_is_connected(p->transport))
+        } else if (transport_is_connected(p->transport)) {
+                /* If the probe finds the socket dead, the new network is worth trying at once. */
+                p->reconnect_now = true;
                 transport_probe(p->transport, why);
+        }
+}
+
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* The local addresses, sorted: what a socket's survival depends on. Route-only churn (which
+ * netlink reports in several bursts per change) leaves it alone; the keep-alive covers that. */
+static char *local_addresses(void) {
+        struct ifaddrs *ifa = NULL;
+        g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(g_free);
+
+        if (getifaddrs(&ifa) < 0)
+                return g_strdup("?");
+        for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+                char host[NI_MAXHOST];
+                socklen_t len;
+
+                if (!i->ifa_addr || !(i->ifa_flags & IFF_UP))
+                        continue;
+                if (i->ifa_addr->sa_family == AF_INET)
+                        len = sizeof(struct sockaddr_in);
+                else if (i->ifa_addr->sa_family == AF_INET6)
+                        len = sizeof(struct sockaddr_in6);
+                else
+                        continue;
+                if (getnameinfo(i->ifa_addr, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) == 0)
+                        g_ptr_array_add(list, g_strdup_printf("%s/%s", i->ifa_name, host));
+        }
+        freeifaddrs(ifa);
+        g_ptr_array_sort(list, (GCompareFunc) compare_strings);
+        g_ptr_array_add(list, NULL);
+        return g_strjoinv(" ", (char **) list->pdata);
 }
 
 static gboolean on_network_settled(gpointer userdata) {
         Phone *p = userdata;
+        g_autofree char *addresses = local_addresses();
 
         p->network_settle = 0;
+        if (g_strcmp0(addresses, p->local_addresses) == 0)
+                return G_SOURCE_REMOVE;
+        log_debug("Local addresses now: %s", addresses);
+        g_free(p->local_addresses);
+        p->local_addresses = TAKE_PTR(addresses);
         phone_network_changed(p, "network changed");
         return G_SOURCE_REMOVE;
 }
@@ -319,6 +372,7 @@ Phone *phone_new(Config *config) {
                 .domain = config->domain,
                 .user_agent = config->user_agent,
         };
+        p->local_addresses = local_addresses();
         p->network_monitor = g_object_ref(g_network_monitor_get_default());
         p->network_changed_handler = g_signal_connect(p->network_monitor, "network-changed",
                                                       G_CALLBACK(on_network_changed), p);
@@ -351,6 +405,7 @@ Phone *phone_free(Phone *p) {
         if (p->connect_waiters)
                 g_array_unref(p->connect_waiters);
         g_free(p->contact_host);
+        g_free(p->local_addresses);
         config_free(p->config);
         g_free(p);
         return NULL;

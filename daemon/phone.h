@@ -63,6 +63,8 @@ struct Phone {
         GNetworkMonitor *network_monitor;
         gulong network_changed_handler;
         guint network_settle;   /* coalesces bursts of network-changed */
+        char *local_addresses;  /* as last seen: a change of these is what counts */
+        bool reconnect_now;     /* a network change is being checked: no back-off if it broke us */
         unsigned reconnect_attempt; /* k in the SDK's floor(random·2^k)+1 back-off */
         GList *dial_requests;       /* DialRequest*, waiting for a token or a connection */
 
