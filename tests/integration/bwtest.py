@@ -326,6 +326,15 @@ LingerMSec=3000
         log("bwcalld ready (pid %d)" % self.daemon.pid)
         return self.daemon
 
+    def start_connected(self, token_mode="client-credentials", extra="", server=None):
+        """Config, monitor and daemon; returns once the daemon reported its gateway connection."""
+        self.write_config(token_mode=token_mode, server=server, extra=extra)
+        self.start_monitor()
+        self.start_daemon()
+        self.monitor_lines.wait_for(lambda it: first(it, lambda x: x.get("signal") == "LoginStateChanged"
+                                                     and x["args"].get("cause") == "connected"),
+                                    15, "LoginStateChanged(false, connected)")
+
     def start_monitor(self, echo=True):
         p = self.spawn([BWCALL, "monitor", "--json"], "bwcall-monitor")
         self.monitor_lines = Lines("monitor", stream=p.stdout, parse_json=True, echo=echo)

@@ -24,16 +24,7 @@ PHONE = "/org/bwcall/Phone1"
 def bring_up(env, extra=""):
     env.harness()
     env.start_gateway()
-    start(env, extra=extra)
-
-
-def start(env, extra="", server=None):
-    env.write_config(server=server, extra=extra)
-    env.start_monitor()
-    env.start_daemon()
-    env.monitor_lines.wait_for(lambda it: first(it, lambda x: x.get("signal") == "LoginStateChanged"
-                                                and x["args"].get("cause") == "connected"),
-                               15, "LoginStateChanged(false, connected)")
+    env.start_connected(extra=extra)
 
 
 def logins(env, since=0):
@@ -155,7 +146,7 @@ def case_failover(env):
     env.start_gateway()
     dead = "wss://localhost:9/"  # nothing listens on the discard port
     live = env.urls["wss"]
-    start(env, server=f"{dead} 10;{live} 5")
+    env.start_connected(server=f"{dead} 10;{live} 5")
     status = env.bwcall("status", "--json").stdout
     import json
     server = json.loads(status).get("Server")
@@ -192,7 +183,7 @@ def case_no_pong_server(env):
     env.harness()
     env.start_gateway()
     env.control("pong", mode="off")
-    start(env, extra="[Network]\nKeepAliveSec=1\n")
+    env.start_connected(extra="[Network]\nKeepAliveSec=1\n")
     since = time.time()
     env.events.wait_for(lambda it: (lambda got: got if len(got) >= 5 else None)(
         [e for e in it if e.get("event") == "ws-ping" and e["time"] >= since]), 15, "five unanswered pings")

@@ -30,12 +30,7 @@ def bring_up(env, *gateway_args, token_mode="client-credentials", extra="", wait
 
 
 def start(env, token_mode="client-credentials", extra="", wait_token=True):
-    env.write_config(token_mode=token_mode, extra=extra)
-    env.start_monitor()
-    env.start_daemon()
-    env.monitor_lines.wait_for(lambda it: first(it, lambda x: x.get("signal") == "LoginStateChanged"
-                                                and x["args"].get("cause") == "connected"),
-                               10, "LoginStateChanged(false, connected)")
+    env.start_connected(token_mode=token_mode, extra=extra)
     if wait_token:
         token_state(env, "valid")
 
