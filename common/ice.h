@@ -12,6 +12,25 @@
  * webrtcbin has no libnice agent). */
 int ice_restrict_webrtcbin(GstElement *webrtcbin, const char *const *addresses, gboolean upnp);
 
+/* ICE restart without webrtcbin's help (webrtcbin 1.22 keeps its ufrag/pwd in re-offers and
+ * re-answers and never gathers again; measured recipe in HACKING.md, "ICE restart"): restarts
+ * the libnice stream of a bundled one-m-line webrtcbin and sets fresh local credentials, which
+ * are returned (ufrag 8, pwd 24 ice-chars) for the new SDP. The local candidates stay valid.
+ * Returns 0 or a negative errno (-ENOTSUP: no libnice agent or stream). */
+int ice_restart_local(GstElement *webrtcbin, char **ret_ufrag, char **ret_pwd);
+
+/* The peer's side of a restart: its a=ice-ufrag/a=ice-pwd and a=candidate lines from an SDP
+ * (session or first media level) go straight to libnice, which starts checking. Returns the
+ * number of candidates set, or a negative errno (-EBADMSG: no credentials in the SDP). */
+int ice_set_remote_from_sdp(GstElement *webrtcbin, const char *sdp_text);
+
+/* The a=ice-ufrag of an SDP text (session or first media level), newly allocated, or NULL. */
+char *ice_sdp_ufrag(const char *sdp_text);
+
+/* SDP text with a=ice-ufrag/a=ice-pwd replaced and the o= session version incremented (a new
+ * offer or answer, RFC 3264 §8). NULL if the text is not SDP. */
+char *ice_sdp_with_credentials(const char *sdp_text, const char *ufrag, const char *pwd);
+
 /* Removes every a=candidate line from an SDP media section except UDP host candidates on the
  * given addresses, keeping at most max_candidates of them. bwgw-sim uses it to answer with
  * one candidate, like an ICE-Lite SBC. Returns the number of candidates kept. */

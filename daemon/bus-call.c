@@ -284,6 +284,8 @@ static const sd_bus_vtable call_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Muted", "b", property_get_bool_field, offsetof(Call, muted),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Reconnecting", "b", property_get_bool_field, offsetof(Call, reconnecting),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Cause", "s", property_get_cause, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("SipCode", "u", NULL, offsetof(Call, sip_code), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartTime", "t", NULL, offsetof(Call, start_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

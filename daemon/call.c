@@ -20,6 +20,11 @@
 #define CALL_NO_ACK_MS (64 * 500)
 #define CALL_TAG_ALPHABET "0123456789abcdefghijklmnopqrstuv"
 #define CALL_RTP_CHECK_MS 1000
+/* No RTP this long (or a third of RtpTimeoutMSec, if less): restart ICE, again every
+ * CALL_ICE_RESTART_INTERVAL_MS until RTP is back or RtpTimeoutMSec ends the call (Vonage's
+ * client: up to 5 restarts 3 s apart within its 10 s media timeout). */
+#define CALL_ICE_RESTART_AFTER_MS 3000
+#define CALL_ICE_RESTART_INTERVAL_MS 3000
 
 static const char *const call_state_names[_CALL_STATE_MAX] = {
         [CALL_STATE_DIALING] = "dialing",   [CALL_STATE_RINGING] = "ringing",
@@ -124,10 +129,21 @@ static void call_sip_finished(Call *c) {
  * RtpTimeoutMSec on an answered call that nobody holds, end it like the SDK does on ICE
  * failure, with BYE Reason 408 "RTP Timeout". ICE restart before giving up comes with the
  * network-recovery work. */
+static void call_set_reconnecting(Call *c, bool reconnecting) {
+        static const char *const props[] = { "Reconnecting", NULL };
+
+        if (c->reconnecting == reconnecting)
+                return;
+        c->reconnecting = reconnecting;
+        log_info("Call %u: %s", c->id, reconnecting ? "no media, reconnecting it." : "media is back.");
+        phone_notify_call_changed(c->phone, c, props);
+}
+
 static gboolean on_rtp_check(gpointer userdata) {
         Call *c = userdata;
-        uint64_t packets, now = (uint64_t) g_get_monotonic_time();
+        uint64_t packets, silent, now = (uint64_t) g_get_monotonic_time();
         unsigned timeout_ms = c->phone ? c->phone->config->rtp_timeout_ms : 0;
+        uint64_t restart_after = (uint64_t) MIN(CALL_ICE_RESTART_AFTER_MS, timeout_ms / 3) * USEC_PER_MSEC;
 
         if (!c->media || call_is_terminated(c) || timeout_ms == 0) {
                 c->rtp_watchdog = 0;
@@ -137,9 +153,17 @@ static gboolean on_rtp_check(gpointer userdata) {
         if (packets != c->rtp_packets || c->local_hold || c->remote_hold) {
                 c->rtp_packets = packets;
                 c->rtp_last_change = now;
+                call_set_reconnecting(c, false);
                 return G_SOURCE_CONTINUE;
         }
-        if (now - c->rtp_last_change < (uint64_t) timeout_ms * USEC_PER_MSEC)
+        silent = now - c->rtp_last_change;
+        if (silent >= restart_after && silent < (uint64_t) timeout_ms * USEC_PER_MSEC) {
+                /* "The call looks up but is silent": try to heal the path before giving up. */
+                call_set_reconnecting(c, true);
+                if (now - c->last_ice_restart >= (uint64_t) CALL_ICE_RESTART_INTERVAL_MS * USEC_PER_MSEC)
+                        (void) call_ice_restart(c, "no RTP");
+        }
+        if (silent < (uint64_t) timeout_ms * USEC_PER_MSEC)
                 return G_SOURCE_CONTINUE;
 
         log_warning("Call %u: no RTP for %u ms.", c->id, timeout_ms);
@@ -714,11 +738,17 @@ int call_hold(Call *c, bool hold, CallDoneFunc done, void *userdata) {
         return 0;
 }
 
+static void call_handle_ice_restart_response(Call *c, const SipMessage *m, unsigned status);
+
 static void call_handle_reinvite_response(Call *c, const SipMessage *m, unsigned status) {
         static const char *const props[] = { "LocalHold", NULL };
 
         if (status < 200)
                 return;
+        if (c->reinvite_ice) {
+                call_handle_ice_restart_response(c, m, status);
+                return;
+        }
         c->reinvite_cseq = 0;
         if (status < 300) {
                 call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
@@ -1167,6 +1197,65 @@ static void call_handle_incoming_refer(Call *c, const SipMessage *m) {
                                        "SIP/2.0 603 Decline", NULL));
 }
 
+int call_ice_restart(Call *c, const char *why) {
+        int r;
+
+        if (call_is_terminated(c) || !call_is_confirmed(c) || !c->media)
+                return -ESTALE;
+        if (c->reinvite_cseq || c->reinvite_retry)
+                return -EBUSY; /* the watchdog or the next network change will try again */
+        c->last_ice_restart = (uint64_t) g_get_monotonic_time();
+        if (!transport_is_connected(c->phone->transport)) {
+                c->ice_restart_wanted = true;
+                return 0;
+        }
+        r = media_ice_restart(c->media);
+        if (r < 0)
+                return log_warning_errno(r, "Call %u: ICE restart failed: %m", c->id);
+        c->ice_restart_wanted = false;
+        c->reinvite_ice = true;
+        c->reinvite_hold = c->local_hold; /* same direction, new ICE credentials */
+        c->reinvite_attempts = 1;
+        r = call_send_reinvite(c);
+        if (r < 0) {
+                c->reinvite_ice = false;
+                c->ice_restart_wanted = true;
+                return log_warning_errno(r, "Call %u: cannot send the ICE restart re-INVITE: %m", c->id);
+        }
+        log_info("Call %u: ICE restart (%s).", c->id, why);
+        return 0;
+}
+
+void call_network_changed(Call *c) {
+        (void) call_ice_restart(c, "network changed");
+}
+
+static void call_handle_ice_restart_response(Call *c, const SipMessage *m, unsigned status) {
+        int r;
+
+        c->reinvite_cseq = 0;
+        call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
+        if (status == 491 && c->reinvite_attempts < 2) {
+                c->reinvite_attempts++;
+                c->reinvite_retry = g_timeout_add(CALL_REINVITE_RETRY_MS, on_reinvite_retry, c);
+                return;
+        }
+        c->reinvite_ice = false;
+        if (status == 408 || status == 481) {
+                call_set_state(c, CALL_STATE_TERMINATED, "Dialog Error", status);
+                call_sip_finished(c);
+                return;
+        }
+        if (status >= 300) {
+                /* Our side is restarted already; the watchdog tries again while RTP is missing. */
+                log_warning("Call %u: the gateway refused the ICE restart (%u).", c->id, status);
+                return;
+        }
+        r = media_ice_apply_remote(c->media, sip_message_body(m));
+        if (r < 0)
+                log_warning_errno(r, "Call %u: unusable answer to the ICE restart: %m", c->id);
+}
+
 /* Nothing else from us may cross the new socket for a long time, and a gateway that routes by
  * flow (bwgw-sim: by Contact host, newest socket) cannot reach the call until something does:
  * an in-dialog OPTIONS carries our Via and Contact over the new socket. Its answer also tells
@@ -1176,6 +1265,9 @@ void call_transport_restored(Call *c) {
         char *text;
 
         if (call_is_terminated(c) || !call_is_confirmed(c) || c->options_cseq)
+                return;
+        /* An ICE restart re-INVITE that is due anyway tells the gateway just as well. */
+        if (c->ice_restart_wanted && call_ice_restart(c, "the network changed") == 0)
                 return;
         text = sip_build_request(&c->phone->ua, c->dialog, "OPTIONS", headers, NULL, NULL, &c->options_cseq);
         if (text)
@@ -1274,6 +1366,11 @@ void call_transport_lost(Call *c) {
         }
         /* A hold or transfer in flight: its answer is lost with the socket. The SDK ends the call
          * here; the media still works, so only the request fails and the call stays as it was. */
+        if (c->reinvite_ice) {
+                /* Its answer is lost: do it again over the next socket. */
+                c->reinvite_ice = false;
+                c->ice_restart_wanted = true;
+        }
         if (c->reinvite_cseq || c->reinvite_retry) {
                 c->reinvite_cseq = 0;
                 g_clear_handle_id(&c->reinvite_retry, g_source_remove);

@@ -105,6 +105,12 @@ typedef struct Call {
         /* blind transfer */
         uint32_t refer_cseq;
         uint32_t options_cseq;      /* in-dialog OPTIONS after a reconnect; 0 = none */
+
+        /* media recovery */
+        bool reinvite_ice;          /* the re-INVITE in flight is an ICE restart */
+        bool ice_restart_wanted;    /* restart once the gateway connection is back */
+        bool reconnecting;          /* no RTP: restarting ICE (the Reconnecting property) */
+        uint64_t last_ice_restart;  /* CLOCK_MONOTONIC µs */
         CallPending transfer_pending;
 
         guint rtp_watchdog;         /* checks that RTP keeps arriving */
@@ -170,3 +176,8 @@ void call_handle_request(Call *c, const SipMessage *m);
 void call_transport_lost(Call *c);
 /* The phone reconnected: tell the gateway where this call lives now. */
 void call_transport_restored(Call *c);
+/* Re-checks the media path with an ICE restart re-INVITE (network change, no RTP). -ESTALE if
+ * the call is not up, -EBUSY while another re-INVITE is in flight. */
+int call_ice_restart(Call *c, const char *why);
+/* The network changed: restart ICE now, or once the gateway connection is back. */
+void call_network_changed(Call *c);

@@ -1989,6 +1989,39 @@ const char *media_get_local_sdp(const Media *m) {
         return m->local_sdp;
 }
 
+int media_ice_restart(Media *m) {
+        g_autofree char *ufrag = NULL, *pwd = NULL;
+        char *sdp;
+        int r;
+
+        assert(m);
+        if (!m->webrtcbin || !m->local_sdp)
+                return -ESTALE;
+        r = ice_restart_local(m->webrtcbin, &ufrag, &pwd);
+        if (r < 0)
+                return r;
+        sdp = ice_sdp_with_credentials(m->local_sdp, ufrag, pwd);
+        if (!sdp)
+                return -EINVAL;
+        /* Later offers (hold, resume) must carry the new credentials, or they restart again. */
+        g_free(m->local_sdp);
+        m->local_sdp = sdp;
+        log_info("Media: ICE restarted (new ufrag %s).", ufrag);
+        return 0;
+}
+
+int media_ice_apply_remote(Media *m, const char *remote_sdp) {
+        int r;
+
+        assert(m);
+        if (!m->webrtcbin)
+                return -ESTALE;
+        r = ice_set_remote_from_sdp(m->webrtcbin, remote_sdp);
+        if (r >= 0)
+                log_debug("Media: %d remote candidate(s) for the restarted ICE.", r);
+        return r;
+}
+
 /* ---- DTMF out ---- */
 
 bool media_has_telephone_event(const Media *m) {

@@ -75,6 +75,13 @@ void media_set_active(Media *m, bool active);
  * NULL before it exists. Owned by the Media. */
 const char *media_get_local_sdp(const Media *m);
 
+/* ICE restart for a re-INVITE (webrtcbin 1.22 cannot do it itself): restarts libnice with new
+ * local credentials, which media_get_local_sdp() carries from now on (o= version + 1). Same
+ * local candidates: a restart re-checks the paths, it does not pick up new addresses. */
+int media_ice_restart(Media *m);
+/* The answer to that re-INVITE: its credentials and candidates go to libnice. */
+int media_ice_apply_remote(Media *m, const char *remote_sdp);
+
 /* Mute: the microphone branch sends silence (nothing is renegotiated). */
 void media_set_muted(Media *m, bool muted);
 bool media_get_muted(const Media *m);

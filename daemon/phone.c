@@ -299,6 +299,9 @@ void phone_network_changed(Phone *p, const char *why) {
                 p->reconnect_now = true;
                 transport_probe(p->transport, why);
         }
+        /* Media paths may have broken as well: re-check them (now, or after the reconnect). */
+        for (GList *l = p->calls; l; l = l->next)
+                call_network_changed(l->data);
 }
 
 static int compare_strings(const void *a, const void *b) {

@@ -121,6 +121,54 @@ def case_remote_bye_after_drop(env):
     check(ended["args"]["cause"] == "Terminated", f"the gateway's BYE reached the call: {ended['args']}")
 
 
+def call_changes(env, path, prop, since=0):
+    return [(x["time"], x["args"]["changed"][prop]) for x in env.monitor_lines.snapshot()[since:]
+            if x.get("signal") == "PropertiesChanged" and x.get("path") == path
+            and prop in x["args"].get("changed", {})]
+
+
+def case_ice_restart(env):
+    """The media path breaks (bwgw-sim drops all RTP of the call until an ICE restart): the
+    watchdog notices, shows Reconnecting, restarts ICE with a re-INVITE, and audio comes back
+    both ways without ending the call."""
+    bring_up(env, extra="[Calls]\nRtpTimeoutMSec=15000\n")
+    path = active_tone_call(env)
+    cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
+    mark = len(env.monitor_lines.snapshot())
+    blocked_at = time.time()
+    env.control("media-block", call_id=cid, until="ice-restart")
+    env.monitor_lines.wait_for(lambda it: True in [v for _, v in call_changes(env, path, "Reconnecting", mark)]
+                               or None, 10, "Reconnecting true")
+    restart = env.wait_event(lambda e: e.get("event") == "ice-restart" and e.get("call_id") == cid
+                             and e["time"] >= blocked_at, 15, "an ICE restart re-INVITE at the gateway")
+    check(restart.get("new_ufrag") and restart.get("new_ufrag") != restart.get("old_ufrag"),
+          f"the re-INVITE carried new ICE credentials ({restart.get('old_ufrag')} → {restart.get('new_ufrag')})")
+    env.monitor_lines.wait_for(lambda it: [v for _, v in call_changes(env, path, "Reconnecting", mark)][-1:] == [False]
+                               or None, 15, "Reconnecting false again")
+    check_two_way_audio(env, "after the ICE restart")
+    check(env.call_property(path, "State") == "active" and "terminated" not in env.states_seen(path),
+          "the call stayed up through the media outage")
+    env.bwcall("hangup", path)
+    env.wait_state(path, "terminated")
+
+
+def case_silent_far_end(env):
+    """Media that never comes back: ICE restarts first, then RTP Timeout with the SDK's Reason."""
+    bring_up(env, extra="[Calls]\nRtpTimeoutMSec=8000\n")
+    path = active_tone_call(env)
+    cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
+    blocked_at = time.time()
+    env.control("media-block", call_id=cid, until="none")
+    ended = env.wait_state(path, "terminated", timeout=30)
+    check(ended["args"]["cause"] == "RTP Timeout", f"cause RTP Timeout: {ended['args']}")
+    restarts = [e for e in env.events.snapshot() if e.get("event") == "ice-restart" and e["time"] >= blocked_at]
+    check(len(restarts) >= 1, f"ICE was restarted before giving up ({len(restarts)} restarts)")
+    bye = env.wait_event(lambda e: e.get("event") == "request" and e.get("method") == "BYE"
+                         and e["time"] >= blocked_at, 10, "the BYE")
+    reason = dict(bye["headers"]).get("Reason")
+    check(reason == 'SIP ;cause=408; text="RTP Timeout"', f"BYE Reason as the SDK: {reason!r}")
+
+
 def case_outage(env):
     # Tight back-off bounds make the test quick and check that they are honoured.
     bring_up(env, extra="[Network]\nReconnectMinSec=1\nReconnectMaxSec=3\n")
@@ -232,7 +280,8 @@ def case_network_change(env):
     check(t_up - changed_at < 2.0 * bwtest.SLOW, f"reconnected right after the change ({t_up - changed_at:.1f} s)")
 
 
-CASES = {"socket-drop": case_socket_drop, "remote-bye-after-drop": case_remote_bye_after_drop, "outage": case_outage, "failover": case_failover,
+CASES = {"socket-drop": case_socket_drop, "remote-bye-after-drop": case_remote_bye_after_drop,
+         "ice-restart": case_ice_restart, "silent-far-end": case_silent_far_end, "outage": case_outage, "failover": case_failover,
          "keepalive": case_keepalive, "no-pong-server": case_no_pong_server, "network-change": case_network_change}
 
 if __name__ == "__main__":
