@@ -9,10 +9,10 @@
  * application/x-www-form-urlencoded body) on the plain and the TLS port, so tests can make the
  * gateway act: call the client, cancel, hang up, hold/resume, send DTMF, REFER, OPTIONS; break
  * its token endpoints and INVITE authentication on purpose; and break the network: drop sockets,
- * stop answering keep-alives, go down for a while. Every reply is JSON: 200
- * {"ok":true,...}, or 4xx/5xx {"error":"..."} (400 bad request, 404 unknown action/call/conn, 405
- * not POST, 409 the call is not in a state for that, 500 media could not start). Everything here
- * is input from a test; none of it may crash the sim. */
+ * stop answering keep-alives, go down for a while, drop a call's RTP until the client restarts
+ * ICE. Every reply is JSON: 200 {"ok":true,...}, or 4xx/5xx {"error":"..."} (400 bad request, 404
+ * unknown action/call/conn, 405 not POST, 409 the call is not in a state for that, 500 media could
+ * not start). Everything here is input from a test; none of it may crash the sim. */
 
 #define CONTROL_PATH "/control"
 
@@ -201,6 +201,7 @@ static int action_simple(Control *ctl, const char *action) {
                         return -EBUSY;
                 }
                 c->media = media_free(c->media);
+                c->media_block = MEDIA_BLOCK_OFF; /* nothing left to block */
                 log_info("Call %s: media stopped (control).", c->call_id);
                 conn = NULL;
         }
@@ -210,6 +211,57 @@ static int action_simple(Control *ctl, const char *action) {
                 return r;
         reply_call(ctl, c);
         reply_conn(ctl, conn);
+        return 0;
+}
+
+/* RTP/RTCP of one call dropped both ways at the sim, until the client restarts ICE (until=
+ * ice-restart, the default), or until off=1 (until=none): the client must notice the silence and
+ * recover. */
+static int action_media_block(Control *ctl) {
+        static const char *const allowed[] = { "call_id", "until", "off", NULL };
+        const char *until = param(ctl, "until"), *off = param(ctl, "off");
+        MediaBlock b = MEDIA_BLOCK_UNTIL_ICE_RESTART;
+        unsigned sent = 0, received = 0;
+        Call *c = NULL;
+        int r;
+
+        if ((r = check_params(ctl, allowed)) < 0)
+                return r;
+        if (off && strcmp(off, "1") != 0) {
+                ctl->error = "off must be 1 (to block, leave it out)";
+                return -EINVAL;
+        }
+        if (off && until) {
+                ctl->error = "off=1 and until= exclude each other";
+                return -EINVAL;
+        }
+        if (until && strcmp(until, "ice-restart") == 0)
+                b = MEDIA_BLOCK_UNTIL_ICE_RESTART;
+        else if (until && strcmp(until, "none") == 0)
+                b = MEDIA_BLOCK_UNTIL_OFF;
+        else if (until) {
+                ctl->error = "until must be ice-restart or none";
+                return -EINVAL;
+        }
+        if ((r = lookup_call(ctl, &c)) < 0)
+                return r;
+        reply_call(ctl, c);
+        if (off) {
+                bool was = call_media_unblock(c, "control", &sent, &received);
+
+                json_object_object_add(ctl->reply, "blocked", json_object_new_boolean(false));
+                json_object_object_add(ctl->reply, "until", NULL);
+                json_object_object_add(ctl->reply, "was_blocked", json_object_new_boolean(was));
+        } else {
+                r = call_media_block(c, b, &ctl->error);
+                if (r < 0)
+                        return r;
+                media_get_dropped(c->media, &sent, &received);
+                json_object_object_add(ctl->reply, "blocked", json_object_new_boolean(true));
+                json_object_object_add(ctl->reply, "until", json_object_new_string(media_block_to_string(b)));
+        }
+        json_object_object_add(ctl->reply, "dropped_sent", json_object_new_int64(sent));
+        json_object_object_add(ctl->reply, "dropped_received", json_object_new_int64(received));
         return 0;
 }
 
@@ -325,6 +377,11 @@ static int action_calls(Control *ctl) {
                 json_object_object_add(o, "origin_conn", json_object_new_int64(c->origin_conn));
                 json_object_object_add(o, "contact_host",
                                        c->contact_host ? json_object_new_string(c->contact_host) : NULL);
+                json_object_object_add(o, "media_blocked",
+                                       c->media_block != MEDIA_BLOCK_OFF
+                                               ? json_object_new_string(media_block_to_string(c->media_block))
+                                               : NULL);
+                json_object_object_add(o, "ice_restarts", json_object_new_int64(c->n_ice_restarts));
                 json_object_array_add(a, o);
         }
         return 0;
@@ -642,6 +699,8 @@ static void control_handler(SoupServer *server, SoupServerMessage *msg, const ch
                          strcmp(action, "hold") == 0 || strcmp(action, "resume") == 0 ||
                          strcmp(action, "media-stop") == 0)
                         r = action_simple(&ctl, action);
+                else if (strcmp(action, "media-block") == 0)
+                        r = action_media_block(&ctl);
                 else if (strcmp(action, "dtmf") == 0)
                         r = action_dtmf(&ctl);
                 else if (strcmp(action, "refer") == 0)
@@ -665,9 +724,9 @@ static void control_handler(SoupServer *server, SoupServerMessage *msg, const ch
                 else if (strcmp(action, "invite-auth") == 0)
                         r = action_invite_auth(&ctl);
                 else {
-                        ctl.error = "unknown action; one of call, cancel, bye, hold, resume, media-stop, dtmf, "
-                                    "refer, options, calls, conns, drop-socket, pong, outage, token-faults, "
-                                    "revoke-tokens, invite-auth";
+                        ctl.error = "unknown action; one of call, cancel, bye, hold, resume, media-stop, "
+                                    "media-block, dtmf, refer, options, calls, conns, drop-socket, pong, outage, "
+                                    "token-faults, revoke-tokens, invite-auth";
                         r = -ENOENT;
                 }
                 status = control_status(r);

@@ -10,6 +10,7 @@
 #include <gst/gst.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
+#include <nice/agent.h>
 
 #include "goertzel.h"
 #include "ice.h"
@@ -53,6 +54,14 @@
  *
  * DTMF out: a custom upstream "dtmf-event" on rtpdtmfsrc's src pad starts/stops a digit
  * (platform-notes §2); rtpdtmfmux gives it priority over the voice packets meanwhile.
+ *
+ * ICE restart (an in-dialog offer with new ICE credentials, either role): webrtcbin 1.22 keeps the
+ * old credentials in re-answers and never gathers again, so the restart happens in the NiceAgent
+ * under it (restart, our new credentials, the offer's credentials and candidates) and the SIP side
+ * writes the answer from its own SDP text. webrtcbin's descriptions keep the old credentials.
+ *
+ * Media block: probes on webrtcbin's nicesrc/nicesink drop SRTP/SRTCP both ways while set;
+ * STUN never passes there and DTLS is let through, so ICE and DTLS stay up.
  *
  * Threads: webrtcbin's promise callbacks and notify signals, pad-added, probes and appsink run on
  * GStreamer threads. They never touch SIP state: they post a MediaEvent to the main context. The
@@ -100,6 +109,16 @@ struct Media {
         guint dtmf_timer;
         bool dtmf_on;
         unsigned dtmf_duration_ms;
+
+        /* ICE restart (main thread): the far end's current credentials, from its first SDP and
+         * then from each offer that restarted ICE. */
+        char *remote_ufrag, *remote_pwd;
+
+        /* media-block: probes on nicesrc/nicesink (installed once, main thread) drop SRTP/SRTCP
+         * while blocked is set. */
+        bool block_probes;
+        gint blocked;                  /* atomic */
+        gint dropped_sent, dropped_received; /* atomic */
 
         GMutex lock; /* guards acc/n_acc (appsink thread) */
         int16_t *acc;
@@ -184,6 +203,8 @@ static void media_unref(Media *m) {
                 gst_sdp_message_free(m->offer);
         if (m->dtmf_queue)
                 g_string_free(m->dtmf_queue, TRUE);
+        g_free(m->remote_ufrag);
+        g_free(m->remote_pwd);
         g_main_context_unref(m->context);
         g_mutex_clear(&m->lock);
         g_free(m->acc);
@@ -351,6 +372,30 @@ static void sdp_bump_version(GstSDPMessage *sdp) {
         gst_sdp_message_set_origin(sdp, user, id, v, nt, at, addr);
 }
 
+/* An ICE attribute (ice-ufrag, ice-pwd) of md, else of the session (RFC 8839 §5.4 allows both). */
+static const char *sdp_ice_attr(const GstSDPMessage *sdp, const GstSDPMedia *md, const char *key) {
+        const char *v = md ? gst_sdp_media_get_attribute_val(md, key) : NULL;
+
+        return v ? v : gst_sdp_message_get_attribute_val(sdp, key);
+}
+
+/* Replaces every key attribute of md (or adds one when add_missing and there is none). */
+static void sdp_media_set_attribute(GstSDPMedia *md, const char *key, const char *value, bool add_missing) {
+        bool found = false;
+
+        for (guint i = 0; i < gst_sdp_media_attributes_len(md); i++) {
+                GstSDPAttribute a = {};
+
+                if (g_strcmp0(gst_sdp_media_get_attribute(md, i)->key, key) != 0)
+                        continue;
+                gst_sdp_attribute_set(&a, key, value);
+                gst_sdp_media_replace_attribute(md, i, &a); /* takes a's strings */
+                found = true;
+        }
+        if (!found && add_missing)
+                gst_sdp_media_add_attribute(md, key, value);
+}
+
 int media_check_offer(const char *offer_sdp, MediaCodec codec) {
         GstSDPMessage *sdp = NULL;
         const GstSDPMedia *md;
@@ -409,6 +454,40 @@ char *media_sdp_with_direction(const char *text, const char *direction, bool bum
                         gst_sdp_message_remove_attribute(sdp, i);
                 else
                         i++;
+        }
+        if (bump_version)
+                sdp_bump_version(sdp);
+        out = gst_sdp_message_as_text(sdp);
+        gst_sdp_message_free(sdp);
+        return out;
+}
+
+char *media_sdp_with_ice_credentials(const char *text, const char *ufrag, const char *pwd,
+                                     bool bump_version) {
+        GstSDPMessage *sdp = NULL;
+        bool session_level = false;
+        char *out;
+
+        if (sdp_parse(text, &sdp) < 0)
+                return NULL;
+        for (guint i = 0; i < gst_sdp_message_attributes_len(sdp); i++) {
+                const GstSDPAttribute *a = gst_sdp_message_get_attribute(sdp, i);
+                GstSDPAttribute n = {};
+
+                if (g_strcmp0(a->key, "ice-ufrag") != 0 && g_strcmp0(a->key, "ice-pwd") != 0)
+                        continue;
+                session_level = true;
+                gst_sdp_attribute_set(&n, a->key, g_str_equal(a->key, "ice-ufrag") ? ufrag : pwd);
+                gst_sdp_message_replace_attribute(sdp, i, &n);
+        }
+        for (guint i = 0; i < gst_sdp_message_medias_len(sdp); i++) {
+                GstSDPMedia *md = (GstSDPMedia *) gst_sdp_message_get_media(sdp, i);
+
+                if (gst_sdp_media_get_port(md) == 0)
+                        continue; /* a rejected section has no transport */
+                /* A section without its own credentials inherits the session's. */
+                sdp_media_set_attribute(md, "ice-ufrag", ufrag, !session_level);
+                sdp_media_set_attribute(md, "ice-pwd", pwd, !session_level);
         }
         if (bump_version)
                 sdp_bump_version(sdp);
@@ -566,6 +645,14 @@ static int media_sdp_finish(Media *m, GstSDPMessage *sdp, const char **ret_error
                 }
         }
         return 0;
+}
+
+/* The far end's ICE credentials as its SDP gives them; an offer with others restarts ICE. */
+static void media_remember_remote_ice(Media *m, const GstSDPMessage *sdp, const GstSDPMedia *md) {
+        g_free(m->remote_ufrag);
+        g_free(m->remote_pwd);
+        m->remote_ufrag = g_strdup(sdp_ice_attr(sdp, md, "ice-ufrag"));
+        m->remote_pwd = g_strdup(sdp_ice_attr(sdp, md, "ice-pwd"));
 }
 
 /* ---- negotiation (main thread) ---- */
@@ -1168,6 +1255,7 @@ int media_new_answer(const char *offer_sdp, MediaMode mode, MediaCodec codec, do
         m = media_alloc(mode, codec, cb, userdata);
         (void) sdp_parse(offer_sdp, &m->offer);
         md = sdp_audio_media(m->offer, NULL);
+        media_remember_remote_ice(m, m->offer, md);
         m->send_pt = sdp_find_pt(md, codec_encoding(codec), codec_rate(codec));
         m->te_pt = sdp_find_pt(md, "telephone-event", codec_rate(codec));
         /* Without telephone-event at this rate rtpdtmfsrc stays idle; any PT will do. */
@@ -1236,6 +1324,7 @@ int media_set_answer(Media *m, const char *answer_sdp, const char **ret_codec) {
                 *ret_codec = codec ? codec : "none";
         if (sdp_find_pt(md, "telephone-event", codec_rate(m->codec)) == m->dtmf_pt)
                 m->te_pt = m->dtmf_pt;
+        media_remember_remote_ice(m, sdp, md);
 
         m->answer_applied = true;
         desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, sdp);
@@ -1316,6 +1405,268 @@ int media_send_dtmf(Media *m, const char *digits, unsigned duration_ms) {
         if (!m->dtmf_timer && !m->dtmf_on)
                 m->dtmf_timer = g_idle_add(media_dtmf_step, m);
         return 0;
+}
+
+/* ---- ICE restart and media-block ---- */
+
+/* webrtcbin's nicesrc and nicesink elements (one each with max-bundle), as lists of references.
+ * They exist once webrtcbin has a transport: after set-remote-description of an offer, or
+ * set-local-description of ours. */
+static void media_nice_elements(Media *m, GList **ret_src, GList **ret_sink) {
+        g_auto(GValue) v = G_VALUE_INIT;
+        GstIterator *it = gst_bin_iterate_recurse(GST_BIN(m->webrtc));
+
+        while (gst_iterator_next(it, &v) == GST_ITERATOR_OK) {
+                GstElement *e = g_value_get_object(&v);
+                GstElementFactory *f = gst_element_get_factory(e);
+                const char *name = f ? GST_OBJECT_NAME(f) : "";
+
+                if (ret_src && strcmp(name, "nicesrc") == 0)
+                        *ret_src = g_list_prepend(*ret_src, gst_object_ref(e));
+                else if (ret_sink && strcmp(name, "nicesink") == 0)
+                        *ret_sink = g_list_prepend(*ret_sink, gst_object_ref(e));
+                g_value_reset(&v);
+        }
+        gst_iterator_free(it);
+}
+
+/* The NiceAgent under webrtcbin (referenced) and the libnice stream of our one bundled transport
+ * (nicesrc's "stream"). -ENOTCONN before webrtcbin made its transport. */
+static int media_nice_stream(Media *m, GObject **ret_agent, guint *ret_stream) {
+        g_autoptr(GstObject) ice = NULL;
+        g_autoptr(GObject) agent = NULL;
+        GList *srcs = NULL;
+        guint stream = 0;
+
+        media_nice_elements(m, &srcs, NULL);
+        if (srcs)
+                g_object_get(srcs->data, "stream", &stream, NULL);
+        if (g_list_length(srcs) > 1)
+                log_warning("webrtcbin has %u ICE transports; restarting the first only.",
+                            g_list_length(srcs));
+        g_list_free_full(srcs, gst_object_unref);
+        if (stream == 0)
+                return -ENOTCONN;
+
+        /* The same way in as ice_restrict_webrtcbin(): GstWebRTCNice's "agent" is documented as
+         * use-at-your-own-risk, and the only handle on libnice there is. */
+        g_object_get(m->webrtc, "ice-agent", &ice, NULL);
+        if (!ice || !g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent"))
+                return -ENOTCONN;
+        g_object_get(ice, "agent", &agent, NULL);
+        if (!agent || !NICE_IS_AGENT(agent))
+                return -ENOTCONN;
+        *ret_agent = g_steal_pointer(&agent);
+        *ret_stream = stream;
+        return 0;
+}
+
+/* n random ice-chars (RFC 8839 §5.4: ALPHA / DIGIT / "+" / "/"). */
+static char *ice_random_chars(size_t n) {
+        static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *s = g_malloc(n + 1);
+
+        for (size_t i = 0; i < n; i++)
+                s[i] = chars[g_random_int_range(0, (gint32) strlen(chars))];
+        s[n] = 0;
+        return s;
+}
+
+void media_ice_restart_clear(MediaIceRestart *r) {
+        if (!r)
+                return;
+        g_free(r->old_remote_ufrag);
+        g_free(r->remote_ufrag);
+        g_free(r->local_ufrag);
+        g_free(r->local_pwd);
+        *r = (MediaIceRestart) {};
+}
+
+int media_answer_ice_restart(Media *m, const char *offer_sdp, MediaIceRestart *ret) {
+        g_autoptr(GObject) agent_obj = NULL; /* a NiceAgent (no g_autoptr for it in 0.1.21) */
+        NiceAgent *agent;
+        GstSDPMessage *sdp = NULL;
+        const GstSDPMedia *md;
+        const char *ufrag, *pwd;
+        g_autofree char *local_ufrag = NULL, *local_pwd = NULL;
+        GSList *cands = NULL;
+        guint stream = 0;
+        int r, n;
+
+        assert(ret);
+        if (sdp_parse(offer_sdp, &sdp) < 0)
+                return -EBADMSG;
+        md = sdp_audio_media(sdp, NULL);
+        if (!md) {
+                gst_sdp_message_free(sdp);
+                return -EBADMSG;
+        }
+        ufrag = sdp_ice_attr(sdp, md, "ice-ufrag");
+        pwd = sdp_ice_attr(sdp, md, "ice-pwd");
+        /* RFC 8839 §4.4.1.1.1: either credential changing means a restart. An offer without them
+         * is no restart (and no usable WebRTC offer either; hold re-INVITEs always carry them). */
+        if (!ufrag || !pwd || !m->remote_ufrag ||
+            (strcmp(ufrag, m->remote_ufrag) == 0 && g_strcmp0(pwd, m->remote_pwd) == 0)) {
+                gst_sdp_message_free(sdp);
+                return 0;
+        }
+        r = media_nice_stream(m, &agent_obj, &stream);
+        if (r < 0) {
+                gst_sdp_message_free(sdp);
+                return r;
+        }
+        agent = NICE_AGENT(agent_obj);
+
+        /* The recipe measured for webrtcbin 1.22 + libnice 0.1.21 (the answerer's "late" restart,
+         * with nothing for webrtcbin to do): restarting drops the remote credentials and
+         * candidates and draws random local credentials, but keeps the selected pair in use until
+         * a new one is chosen and never gathers again (our local candidates stay valid). So we
+         * give libnice everything back: our new credentials, the offer's, its candidates. */
+        local_ufrag = ice_random_chars(8);
+        local_pwd = ice_random_chars(24);
+        if (!nice_agent_restart_stream(agent, stream) ||
+            !nice_agent_set_local_credentials(agent, stream, local_ufrag, local_pwd) ||
+            !nice_agent_set_remote_credentials(agent, stream, ufrag, pwd)) {
+                gst_sdp_message_free(sdp);
+                return log_warning_errno(-EIO, "libnice refused the ICE restart of stream %u.", stream);
+        }
+        for (guint i = 0; i < gst_sdp_media_attributes_len(md); i++) {
+                const GstSDPAttribute *a = gst_sdp_media_get_attribute(md, i);
+                g_autofree char *line = NULL;
+                NiceCandidate *cand;
+
+                if (g_strcmp0(a->key, "candidate") != 0 || !a->value)
+                        continue;
+                line = g_strdup_printf("a=candidate:%s", a->value);
+                cand = nice_agent_parse_remote_candidate_sdp(agent, stream, line);
+                /* rtcp-mux: component 1 carries everything. */
+                if (cand && cand->component_id == NICE_COMPONENT_TYPE_RTP)
+                        cands = g_slist_append(cands, cand);
+                else if (cand)
+                        nice_candidate_free(cand);
+                else
+                        log_debug("libnice cannot use the candidate '%s'.", a->value);
+        }
+        n = cands ? nice_agent_set_remote_candidates(agent, stream, NICE_COMPONENT_TYPE_RTP, cands) : 0;
+        g_slist_free_full(cands, (GDestroyNotify) nice_candidate_free);
+        if (n <= 0)
+                /* libnice still learns the far end's address from its checks (peer-reflexive). */
+                log_warning("The ICE restart offer gave libnice no usable candidate.");
+
+        *ret = (MediaIceRestart) {
+                .old_remote_ufrag = g_strdup(m->remote_ufrag),
+                .remote_ufrag = g_strdup(ufrag),
+                .local_ufrag = g_steal_pointer(&local_ufrag),
+                .local_pwd = g_steal_pointer(&local_pwd),
+                .n_candidates = n > 0 ? (unsigned) n : 0,
+        };
+        media_remember_remote_ice(m, sdp, md);
+        gst_sdp_message_free(sdp);
+        return 1;
+}
+
+/* RFC 7983: a first byte of 128-191 is RTP or RTCP (SRTP/SRTCP here), 20-63 DTLS. STUN never
+ * reaches nicesrc/nicesink: libnice handles it below them. */
+static bool buffer_is_srtp(GstBuffer *b) {
+        guint8 first;
+
+        return gst_buffer_extract(b, 0, &first, 1) == 1 && first >= 128 && first <= 191;
+}
+
+/* Streaming threads: nicesrc's src pad (received) and nicesink's sink pad (sent). */
+static GstPadProbeReturn on_nice_data(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
+        Media *m = userdata;
+        gint *counter = GST_PAD_DIRECTION(pad) == GST_PAD_SRC ? &m->dropped_received : &m->dropped_sent;
+        GstBufferList *list, *kept;
+        guint n, dropped = 0;
+
+        if (!g_atomic_int_get(&m->blocked))
+                return GST_PAD_PROBE_OK;
+        if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
+                if (!buffer_is_srtp(GST_PAD_PROBE_INFO_BUFFER(info)))
+                        return GST_PAD_PROBE_OK;
+                g_atomic_int_inc(counter);
+                return GST_PAD_PROBE_DROP;
+        }
+        if (!(GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST))
+                return GST_PAD_PROBE_OK;
+        /* A list may mix DTLS and SRTP in principle: keep what is not SRTP. */
+        list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+        n = gst_buffer_list_length(list);
+        kept = gst_buffer_list_new_sized(n);
+        for (guint i = 0; i < n; i++) {
+                GstBuffer *b = gst_buffer_list_get(list, i);
+
+                if (buffer_is_srtp(b))
+                        dropped++;
+                else
+                        gst_buffer_list_add(kept, gst_buffer_ref(b));
+        }
+        if (dropped == 0) {
+                gst_buffer_list_unref(kept);
+                return GST_PAD_PROBE_OK;
+        }
+        g_atomic_int_add(counter, (gint) dropped);
+        if (gst_buffer_list_length(kept) == 0) {
+                gst_buffer_list_unref(kept);
+                return GST_PAD_PROBE_DROP;
+        }
+        gst_buffer_list_unref(list);
+        GST_PAD_PROBE_INFO_DATA(info) = kept;
+        return GST_PAD_PROBE_OK;
+}
+
+/* At the nice elements rather than at webrtcbin's own pads: RTCP (which rtpbin makes inside
+ * webrtcbin) is dropped too, whatever webrtcbin does with transceivers, and on the way in nothing
+ * reaches the jitter buffer or the decoder. */
+static int media_install_block_probes(Media *m) {
+        GList *srcs = NULL, *sinks = NULL;
+
+        media_nice_elements(m, &srcs, &sinks);
+        if (!srcs || !sinks) {
+                g_list_free_full(srcs, gst_object_unref);
+                g_list_free_full(sinks, gst_object_unref);
+                return -ENOTCONN;
+        }
+        for (GList *l = srcs; l; l = l->next) {
+                g_autoptr(GstPad) pad = gst_element_get_static_pad(l->data, "src");
+
+                if (pad)
+                        gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+                                          on_nice_data, m, NULL);
+        }
+        for (GList *l = sinks; l; l = l->next) {
+                g_autoptr(GstPad) pad = gst_element_get_static_pad(l->data, "sink");
+
+                if (pad)
+                        gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+                                          on_nice_data, m, NULL);
+        }
+        g_list_free_full(srcs, gst_object_unref);
+        g_list_free_full(sinks, gst_object_unref);
+        return 0;
+}
+
+int media_set_blocked(Media *m, bool blocked) {
+        if (blocked && !m->block_probes) {
+                int r = media_install_block_probes(m);
+
+                if (r < 0)
+                        return r;
+                /* They stay (a flag check per packet) until the pipeline goes. */
+                m->block_probes = true;
+        }
+        if (blocked && !g_atomic_int_get(&m->blocked)) {
+                g_atomic_int_set(&m->dropped_sent, 0);
+                g_atomic_int_set(&m->dropped_received, 0);
+        }
+        g_atomic_int_set(&m->blocked, blocked);
+        return 0;
+}
+
+void media_get_dropped(Media *m, unsigned *ret_sent, unsigned *ret_received) {
+        *ret_sent = (unsigned) g_atomic_int_get(&m->dropped_sent);
+        *ret_received = (unsigned) g_atomic_int_get(&m->dropped_received);
 }
 
 Media *media_free(Media *m) {

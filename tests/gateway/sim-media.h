@@ -82,6 +82,34 @@ void media_set_sending(Media *m, bool sending);
  * -ENOTSUP when telephone-event was not negotiated at the send codec's clock rate. */
 int media_send_dtmf(Media *m, const char *digits, unsigned duration_ms);
 
+/* ICE restart as the ANSWERER, at the libnice level only (webrtcbin 1.22 cannot restart ICE: it
+ * keeps the old credentials in re-answers and never gathers again; README.md, "ICE restart"). */
+typedef struct MediaIceRestart {
+        char *old_remote_ufrag; /* the far end's ufrag before this offer */
+        char *remote_ufrag;     /* the offer's */
+        char *local_ufrag;      /* our new credentials, for the answer */
+        char *local_pwd;
+        unsigned n_candidates;  /* the offer's candidates libnice took */
+} MediaIceRestart;
+
+void media_ice_restart_clear(MediaIceRestart *r);
+
+/* When offer_sdp (an in-dialog offer) carries an a=ice-ufrag or a=ice-pwd other than the far end's
+ * current ones: restarts our libnice stream, gives it new random local credentials, the offer's
+ * credentials and its a=candidate lines, and fills *ret (clear it with media_ice_restart_clear()).
+ * webrtcbin is not asked to negotiate. Returns 1 after a restart, 0 when the offer keeps the
+ * credentials (nothing done), -EBADMSG when the offer is not SDP with an audio section,
+ * -ENOTCONN when webrtcbin has no ICE transport yet, -EIO when libnice refused. */
+int media_answer_ice_restart(Media *m, const char *offer_sdp, MediaIceRestart *ret);
+
+/* Drops (true) or passes again (false) every SRTP/SRTCP packet between webrtcbin and the network,
+ * both ways, at its nicesrc and nicesink; STUN and DTLS still pass, so ICE consent and the DTLS
+ * session stay up. The drop counters restart at 0 when a block begins (not when an existing one
+ * is asked for again). Returns 0, or -ENOTCONN when webrtcbin has no ICE transport yet. */
+int media_set_blocked(Media *m, bool blocked);
+/* SRTP/SRTCP packets dropped since the current (or last) block began. */
+void media_get_dropped(Media *m, unsigned *ret_sent, unsigned *ret_received);
+
 /* The codec this Media sends. */
 MediaCodec media_get_codec(const Media *m);
 
@@ -102,6 +130,10 @@ const char *media_sdp_direction(const char *sdp);
 /* sdp with the direction attribute of every media section replaced by direction, the o= version
  * incremented when bump_version. NULL if sdp is not SDP. */
 char *media_sdp_with_direction(const char *sdp, const char *direction, bool bump_version);
+
+/* sdp with the a=ice-ufrag/a=ice-pwd of every media section (and of the session, if there) set to
+ * ufrag/pwd, and the o= version incremented when bump_version. NULL if sdp is not SDP. */
+char *media_sdp_with_ice_credentials(const char *sdp, const char *ufrag, const char *pwd, bool bump_version);
 
 /* The mirror of an offer's direction for its answer: sendonly → recvonly, recvonly → sendonly,
  * inactive → inactive, anything else → sendrecv. Static string. */

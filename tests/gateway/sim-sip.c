@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -159,6 +160,7 @@ void call_end(Call *c, const char *cause) {
         c->timer = 0;
         uac_call_cleanup(c);
         c->media = media_free(c->media);
+        c->media_block = MEDIA_BLOCK_OFF; /* went with the media; no event */
         log_info("Call %s to %s ended: %s", c->call_id, c->number, cause);
 
         ev = event_new("call-ended");
@@ -222,6 +224,67 @@ void call_update_sending(Call *c) {
         event_add_bool(ev, "sending", send && c->mode != MEDIA_SILENT);
         event_add_string(ev, "remote_direction", c->remote_direction ? c->remote_direction : "sendrecv");
         event_emit(ev);
+}
+
+const char *media_block_to_string(MediaBlock b) {
+        switch (b) {
+        case MEDIA_BLOCK_UNTIL_ICE_RESTART:
+                return "ice-restart";
+        case MEDIA_BLOCK_UNTIL_OFF:
+                return "none";
+        default:
+                return NULL;
+        }
+}
+
+int call_media_block(Call *c, MediaBlock until, const char **ret_error) {
+        json_object *ev;
+        int r;
+
+        assert(until != MEDIA_BLOCK_OFF);
+        if (!c->media) {
+                *ret_error = "the call has no media (ended, media-stop, or not started)";
+                return -EBUSY;
+        }
+        r = media_set_blocked(c->media, true);
+        if (r < 0) {
+                *ret_error = "webrtcbin has no ICE transport yet (media not negotiated)";
+                return r;
+        }
+        c->media_block = until;
+        log_info("Call %s: RTP/RTCP blocked both ways until %s.", c->call_id,
+                 until == MEDIA_BLOCK_UNTIL_ICE_RESTART ? "an ICE restart" : "unblocked");
+        ev = event_new("media-blocked");
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "until", media_block_to_string(until));
+        event_emit(ev);
+        return 0;
+}
+
+bool call_media_unblock(Call *c, const char *reason, unsigned *ret_sent, unsigned *ret_received) {
+        unsigned sent = 0, received = 0;
+        json_object *ev;
+
+        if (c->media_block == MEDIA_BLOCK_OFF || !c->media) {
+                c->media_block = MEDIA_BLOCK_OFF;
+                return false;
+        }
+        (void) media_set_blocked(c->media, false);
+        media_get_dropped(c->media, &sent, &received);
+        c->media_block = MEDIA_BLOCK_OFF;
+        log_info("Call %s: media unblocked (%s) after dropping %u sent and %u received packets.", c->call_id,
+                 reason, sent, received);
+        ev = event_new("media-unblocked");
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "reason", reason);
+        event_add_int(ev, "dropped_sent", sent);
+        event_add_int(ev, "dropped_received", received);
+        event_emit(ev);
+        if (ret_sent)
+                *ret_sent = sent;
+        if (ret_received)
+                *ret_received = received;
+        return true;
 }
 
 static gboolean call_on_hangup_timer(gpointer userdata) {
@@ -624,9 +687,23 @@ static void sip_handle_cancel(Conn *conn, SipMsg *m, Call *c) {
         }
 }
 
+static void call_emit_ice_restart(Call *c, const MediaIceRestart *ir) {
+        json_object *ev = event_new("ice-restart");
+
+        event_add_call(ev, c->call_id, c->number);
+        event_add_string(ev, "old_ufrag", ir->old_remote_ufrag);
+        event_add_string(ev, "new_ufrag", ir->remote_ufrag);
+        event_add_string(ev, "answer_ufrag", ir->local_ufrag);
+        event_add_int(ev, "candidates", ir->n_candidates);
+        event_emit(ev);
+}
+
 static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
         g_autofree char *contact = NULL, *sdp = NULL;
+        _cleanup_(media_ice_restart_clear) MediaIceRestart ir = {};
         const char *offer_dir = NULL, *dir;
+        bool restart = false;
+        int r;
 
         /* Before our 200 (or while our own re-INVITE waits for its answer: glare) → 491. */
         if (c->state != CALL_CONFIRMED || !c->local_sdp || c->reinvite_txn) {
@@ -642,15 +719,42 @@ static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
                 sim_respond(conn->sim, conn, m, 488, c->local_tag, NULL, NULL, c->number);
                 return;
         }
+        if (m->body_len > 0)
+                offer_dir = media_sdp_direction(m->body);
+        /* New ICE credentials in the offer: an ICE restart (the client restarted its libnice
+         * stream and offers its unchanged SDP with new ufrag/pwd). We restart ours the same way,
+         * under webrtcbin, and answer with new credentials; webrtcbin negotiates nothing. */
+        if (offer_dir && c->media) {
+                r = media_answer_ice_restart(c->media, m->body, &ir);
+                if (r < 0) {
+                        log_warning_errno(r, "Call %s: cannot restart ICE: %m", c->call_id);
+                        sim_respond(conn->sim, conn, m, 500, c->local_tag, NULL, NULL, c->number);
+                        return;
+                }
+                restart = r > 0;
+        }
         /* Mirror the offer's direction (hold: sendonly → recvonly) and make the media follow
          * (nothing is sent while the client holds); the WebRTC session itself is not
          * renegotiated, which is enough for hold/unhold. An offerless re-INVITE gets our SDP
          * as it is. */
-        if (m->body_len > 0)
-                offer_dir = media_sdp_direction(m->body);
         if (offer_dir) {
                 dir = media_direction_mirror(offer_dir);
-                sdp = media_sdp_with_direction(c->local_sdp, dir, g_strcmp0(dir, c->direction) != 0);
+                sdp = media_sdp_with_direction(c->local_sdp, dir,
+                                               restart || g_strcmp0(dir, c->direction) != 0);
+                if (sdp && restart) {
+                        g_autofree char *with_ice = media_sdp_with_ice_credentials(sdp, ir.local_ufrag,
+                                                                                   ir.local_pwd, false);
+
+                        g_free(sdp);
+                        sdp = TAKE_PTR(with_ice);
+                }
+                if (!sdp && restart) {
+                        /* libnice has the new credentials; an answer with the old ones would
+                         * leave the client checking against credentials nobody uses. */
+                        log_warning("Call %s: cannot write the ICE restart answer.", c->call_id);
+                        sim_respond(conn->sim, conn, m, 500, c->local_tag, NULL, NULL, c->number);
+                        return;
+                }
                 if (sdp) {
                         g_free(c->local_sdp);
                         c->local_sdp = TAKE_PTR(sdp);
@@ -660,6 +764,14 @@ static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
         }
         contact = call_contact_header(c, conn);
         sim_respond(conn->sim, conn, m, 200, c->local_tag, contact, c->local_sdp, c->number);
+        if (restart) {
+                c->n_ice_restarts++;
+                log_info("Call %s: ICE restarted (client ufrag %s → %s, ours now %s).", c->call_id,
+                         ir.old_remote_ufrag, ir.remote_ufrag, ir.local_ufrag);
+                call_emit_ice_restart(c, &ir);
+                if (c->media_block == MEDIA_BLOCK_UNTIL_ICE_RESTART)
+                        (void) call_media_unblock(c, "ice-restart", NULL, NULL);
+        }
         if (offer_dir)
                 call_update_sending(c);
 }

@@ -67,6 +67,13 @@ typedef enum CallScript {
         SCRIPT_OUTBOUND,      /* the gateway calls the client (POST /control/call) */
 } CallScript;
 
+/* /control/media-block: what lifts a call's block. */
+typedef enum MediaBlock {
+        MEDIA_BLOCK_OFF,
+        MEDIA_BLOCK_UNTIL_ICE_RESTART, /* the next ICE-restart re-INVITE from the client, or off=1 */
+        MEDIA_BLOCK_UNTIL_OFF,         /* off=1 only */
+} MediaBlock;
+
 /* A request the gateway sent in a call (a client transaction, reduced to what matching the
  * client's responses needs). */
 typedef struct Txn {
@@ -122,6 +129,8 @@ struct Call {
         const char *remote_direction; /* of the client's last SDP (NULL: none yet) */
         unsigned n_reinvites;         /* re-INVITEs from the client */
         Media *media;
+        MediaBlock media_block;       /* RTP/RTCP dropped both ways (media_set_blocked) */
+        unsigned n_ice_restarts;      /* ICE restarts the client's re-INVITEs made */
         guint timer;
         guint reap_timer;
 
@@ -180,6 +189,14 @@ int call_check_route(Call *c, const char *method, const char *action, const char
 Call *call_new(Sim *s, const char *call_id, const char *number, Conn *conn);
 void call_end(Call *c, const char *cause);
 void call_update_sending(Call *c);
+/* "ice-restart", "none" (until off=1) or NULL (not blocked). */
+const char *media_block_to_string(MediaBlock b);
+/* Starts (or changes what lifts) the call's media block: media-blocked event. -EBUSY without
+ * media, -ENOTCONN before webrtcbin has its ICE transport; *ret_error says which. */
+int call_media_block(Call *c, MediaBlock until, const char **ret_error);
+/* Lifts it, if any (media-unblocked event with reason, "control" or "ice-restart"); returns
+ * whether there was one. The dropped packet counts go to the ret_ pointers (either may be NULL). */
+bool call_media_unblock(Call *c, const char *reason, unsigned *ret_sent, unsigned *ret_received);
 int call_start_media(Call *c, bool offer);
 char *call_contact_header(const Call *c, const Conn *conn);
 /* The number plan: what a transfer to this user would end with ("200 OK" for numbers that
