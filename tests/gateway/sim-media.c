@@ -10,7 +10,6 @@
 #include <gst/gst.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
-#include <nice/agent.h>
 
 #include "goertzel.h"
 #include "ice.h"
@@ -1430,48 +1429,6 @@ static void media_nice_elements(Media *m, GList **ret_src, GList **ret_sink) {
         gst_iterator_free(it);
 }
 
-/* The NiceAgent under webrtcbin (referenced) and the libnice stream of our one bundled transport
- * (nicesrc's "stream"). -ENOTCONN before webrtcbin made its transport. */
-static int media_nice_stream(Media *m, GObject **ret_agent, guint *ret_stream) {
-        g_autoptr(GstObject) ice = NULL;
-        g_autoptr(GObject) agent = NULL;
-        GList *srcs = NULL;
-        guint stream = 0;
-
-        media_nice_elements(m, &srcs, NULL);
-        if (srcs)
-                g_object_get(srcs->data, "stream", &stream, NULL);
-        if (g_list_length(srcs) > 1)
-                log_warning("webrtcbin has %u ICE transports; restarting the first only.",
-                            g_list_length(srcs));
-        g_list_free_full(srcs, gst_object_unref);
-        if (stream == 0)
-                return -ENOTCONN;
-
-        /* The same way in as ice_restrict_webrtcbin(): GstWebRTCNice's "agent" is documented as
-         * use-at-your-own-risk, and the only handle on libnice there is. */
-        g_object_get(m->webrtc, "ice-agent", &ice, NULL);
-        if (!ice || !g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent"))
-                return -ENOTCONN;
-        g_object_get(ice, "agent", &agent, NULL);
-        if (!agent || !NICE_IS_AGENT(agent))
-                return -ENOTCONN;
-        *ret_agent = g_steal_pointer(&agent);
-        *ret_stream = stream;
-        return 0;
-}
-
-/* n random ice-chars (RFC 8839 §5.4: ALPHA / DIGIT / "+" / "/"). */
-static char *ice_random_chars(size_t n) {
-        static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char *s = g_malloc(n + 1);
-
-        for (size_t i = 0; i < n; i++)
-                s[i] = chars[g_random_int_range(0, (gint32) strlen(chars))];
-        s[n] = 0;
-        return s;
-}
-
 void media_ice_restart_clear(MediaIceRestart *r) {
         if (!r)
                 return;
@@ -1483,14 +1440,10 @@ void media_ice_restart_clear(MediaIceRestart *r) {
 }
 
 int media_answer_ice_restart(Media *m, const char *offer_sdp, MediaIceRestart *ret) {
-        g_autoptr(GObject) agent_obj = NULL; /* a NiceAgent (no g_autoptr for it in 0.1.21) */
-        NiceAgent *agent;
         GstSDPMessage *sdp = NULL;
         const GstSDPMedia *md;
         const char *ufrag, *pwd;
         g_autofree char *local_ufrag = NULL, *local_pwd = NULL;
-        GSList *cands = NULL;
-        guint stream = 0;
         int r, n;
 
         assert(ret);
@@ -1510,45 +1463,16 @@ int media_answer_ice_restart(Media *m, const char *offer_sdp, MediaIceRestart *r
                 gst_sdp_message_free(sdp);
                 return 0;
         }
-        r = media_nice_stream(m, &agent_obj, &stream);
+
+        /* The answerer's side of the libnice-level restart (HACKING.md, "ICE restart"): nothing
+         * for webrtcbin to do; libnice keeps the selected pair in use until a new one is chosen
+         * and never gathers again, so our local candidates stay valid. */
+        r = ice_restart_local(m->webrtc, &local_ufrag, &local_pwd);
         if (r < 0) {
                 gst_sdp_message_free(sdp);
-                return r;
+                return log_warning_errno(r == -ENOTSUP ? -ENOTCONN : r, "libnice refused the ICE restart: %m");
         }
-        agent = NICE_AGENT(agent_obj);
-
-        /* The recipe measured for webrtcbin 1.22 + libnice 0.1.21 (the answerer's "late" restart,
-         * with nothing for webrtcbin to do): restarting drops the remote credentials and
-         * candidates and draws random local credentials, but keeps the selected pair in use until
-         * a new one is chosen and never gathers again (our local candidates stay valid). So we
-         * give libnice everything back: our new credentials, the offer's, its candidates. */
-        local_ufrag = ice_random_chars(8);
-        local_pwd = ice_random_chars(24);
-        if (!nice_agent_restart_stream(agent, stream) ||
-            !nice_agent_set_local_credentials(agent, stream, local_ufrag, local_pwd) ||
-            !nice_agent_set_remote_credentials(agent, stream, ufrag, pwd)) {
-                gst_sdp_message_free(sdp);
-                return log_warning_errno(-EIO, "libnice refused the ICE restart of stream %u.", stream);
-        }
-        for (guint i = 0; i < gst_sdp_media_attributes_len(md); i++) {
-                const GstSDPAttribute *a = gst_sdp_media_get_attribute(md, i);
-                g_autofree char *line = NULL;
-                NiceCandidate *cand;
-
-                if (g_strcmp0(a->key, "candidate") != 0 || !a->value)
-                        continue;
-                line = g_strdup_printf("a=candidate:%s", a->value);
-                cand = nice_agent_parse_remote_candidate_sdp(agent, stream, line);
-                /* rtcp-mux: component 1 carries everything. */
-                if (cand && cand->component_id == NICE_COMPONENT_TYPE_RTP)
-                        cands = g_slist_append(cands, cand);
-                else if (cand)
-                        nice_candidate_free(cand);
-                else
-                        log_debug("libnice cannot use the candidate '%s'.", a->value);
-        }
-        n = cands ? nice_agent_set_remote_candidates(agent, stream, NICE_COMPONENT_TYPE_RTP, cands) : 0;
-        g_slist_free_full(cands, (GDestroyNotify) nice_candidate_free);
+        n = ice_set_remote_from_sdp(m->webrtc, offer_sdp);
         if (n <= 0)
                 /* libnice still learns the far end's address from its checks (peer-reflexive). */
                 log_warning("The ICE restart offer gave libnice no usable candidate.");

@@ -265,6 +265,9 @@ def case_network_change(env):
     t_down, t_up = wait_reconnected(env, mark, timeout=20)
     check(t_up - changed_at < 3.0 * bwtest.SLOW, f"reconnected right after the change ({t_up - changed_at:.1f} s)")
     check(env.call_property(path, "State") == "active", "the call outlived the reconnect")
+    restart = env.wait_event(lambda e: e.get("event") == "ice-restart" and e["time"] >= changed_at, 10,
+                             "an ICE restart re-INVITE after the change")
+    check(restart.get("new_ufrag") != restart.get("old_ufrag"), "the call's ICE was restarted with new credentials")
     check_two_way_audio(env, "after the network change")
     hangup_over_new_socket(env, path)
 
