@@ -56,6 +56,29 @@ static void test_presets(void **state) {
         g_rmdir(dir);
 }
 
+static void test_server_weights(void **state) {
+        g_autofree char *dir = g_dir_make_tmp("bwcall-config-XXXXXX", NULL);
+        g_autofree char *path = write_file(dir, "bwcall.conf",
+                                           "[Network]\nServers=wss://a:10081 10; wss://b:10081 ;ws://c:80\t5\n"
+                                           "Domain=d\n[Account]\nCallerId=+15551230000\n[Token]\nMode=external\n", 0644);
+        Config *c = config_new();
+
+        assert_int_equal(config_load_file(c, path, true), 0);
+        assert_int_equal(config_finalize(c), 0);
+        assert_int_equal(g_strv_length(c->servers), 3);
+        assert_string_equal(c->servers[0], "wss://a:10081");
+        assert_string_equal(c->servers[1], "wss://b:10081");
+        assert_string_equal(c->servers[2], "ws://c:80");
+        assert_int_equal(c->server_weights[0], 10);
+        assert_int_equal(c->server_weights[1], 0); /* the SDK's default weight */
+        assert_int_equal(c->server_weights[2], 5);
+        assert_int_equal(c->reconnect_min_s, 2);
+        assert_int_equal(c->reconnect_max_s, 30);
+        config_free(c);
+        g_unlink(path);
+        g_rmdir(dir);
+}
+
 static void test_bad_config(void **state) {
         g_autofree char *dir = g_dir_make_tmp("bwcall-config-XXXXXX", NULL);
         static const char *const bad[] = {
@@ -68,6 +91,9 @@ static void test_bad_config(void **state) {
                 "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nMode=token-url\n", /* no Url= */
                 "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nMode=token-url\nUrl=http://x/t\n",
                 "[Network]\nPreset=us\n[Account]\nCallerId=+1\n[Token]\nEndpoint=http://id/token\n",
+                "[Network]\nServers=wss://a:1 heavy\nDomain=d\n[Account]\nCallerId=+1\n",  /* weight not a number */
+                "[Network]\nServers=wss://a:1 1 2\nDomain=d\n[Account]\nCallerId=+1\n",
+                "[Network]\nPreset=us\nReconnectMinSec=40\nReconnectMaxSec=30\n[Account]\nCallerId=+1\n",
                 "this is not an ini file",
         };
 
@@ -216,6 +242,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_presets),
                 cmocka_unit_test(test_bad_config),
+                cmocka_unit_test(test_server_weights),
                 cmocka_unit_test(test_credentials),
                 cmocka_unit_test(test_token_url_credentials),
                 cmocka_unit_test(test_number),

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "ice.h"
 #include "sdp.h"
 
 static const char offer[] = "v=0\r\n"
@@ -57,6 +58,28 @@ static void test_session_level_and_default(void **state) {
         assert_int_equal(sdp_direction_answer(SDP_DIRECTION_INACTIVE), SDP_DIRECTION_INACTIVE);
 }
 
+/* The ICE restart offer/answer text: new credentials, o= version + 1, everything else as is. */
+static void test_ice_credentials(void **state) {
+        static const char sdp[] = "v=0\r\no=- 4242 7 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+                                  "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+                                  "a=ice-ufrag:oldufrag\r\na=ice-pwd:oldpasswordoldpassword12\r\n"
+                                  "a=candidate:1 1 UDP 2015363327 127.0.0.1 40000 typ host\r\na=sendrecv\r\n";
+        g_autofree char *out = ice_sdp_with_credentials(sdp, "NEWUFRAG", "newpasswordnewpassword99");
+        g_autofree char *ufrag = NULL;
+
+        assert_non_null(out);
+        assert_non_null(strstr(out, "o=- 4242 8 IN IP4 0.0.0.0\r\n"));
+        assert_non_null(strstr(out, "a=ice-ufrag:NEWUFRAG\r\n"));
+        assert_non_null(strstr(out, "a=ice-pwd:newpasswordnewpassword99\r\n"));
+        assert_null(strstr(out, "oldufrag"));
+        assert_non_null(strstr(out, "a=candidate:1 1 UDP 2015363327 127.0.0.1 40000 typ host\r\na=sendrecv\r\n"));
+        assert_true(g_str_has_suffix(out, "a=sendrecv\r\n") && !g_str_has_suffix(out, "\r\n\r\n"));
+        ufrag = ice_sdp_ufrag(out);
+        assert_string_equal(ufrag, "NEWUFRAG");
+        assert_null(ice_sdp_with_credentials("not sdp", "a", "b"));
+        assert_null(ice_sdp_ufrag("garbage"));
+}
+
 static void test_bad_sdp(void **state) {
         SdpDirection d;
 
@@ -71,6 +94,7 @@ int main(void) {
                 cmocka_unit_test(test_direction_roundtrip),
                 cmocka_unit_test(test_session_level_and_default),
                 cmocka_unit_test(test_bad_sdp),
+                cmocka_unit_test(test_ice_credentials),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
