@@ -16,7 +16,7 @@ PACKAGES=(meson ninja-build pkg-config gcc libc6-dev python3 openssl ca-certific
           gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-pipewire
           libpipewire-0.3-dev pipewire pipewire-bin wireplumber
           libsoup-3.0-dev glib-networking libcurl4-openssl-dev libjson-c-dev libosip2-dev
-          libcmocka-dev curl iproute2 util-linux)
+          libcmocka-dev curl iproute2 util-linux gdb)
 
 deps() {
         local missing=()

@@ -216,9 +216,25 @@ class Env:
 
     def __exit__(self, et, ev, tb):
         if et is not None:
+            self.dump_stacks()
             self.dump_logs()
         self.close()
         return False
+
+    def dump_stacks(self):
+        """On a failure, the threads of our own services as they are now (a stalled main loop or
+        streaming thread shows up here), into the test directory."""
+        import shutil
+        if not shutil.which("gdb"):
+            return
+        for p in (self.daemon, self.gateway):
+            if p is None or p.poll() is not None:
+                continue
+            path = os.path.join(self.dir, f"{p.name}.stacks.txt")
+            with open(path, "w") as f:
+                subprocess.run(["gdb", "-p", str(p.pid), "-batch", "-ex", "thread apply all bt 15"],
+                               stdout=f, stderr=subprocess.STDOUT, timeout=60, check=False)
+            print(f"----- {p.name} (pid {p.pid}) thread stacks: {path}", flush=True)
 
     def dump_logs(self):
         for p in self.procs:
