@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "audio-devices.h"
 #include "bus-errors.h"
 #include "bus.h"
 #include "log.h"
@@ -213,6 +214,24 @@ static int method_refresh_token(sd_bus_message *m, void *userdata, sd_bus_error 
         return 1;
 }
 
+static int method_check_available_devices(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusContext *ctx = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        g_autofree char *microphone = NULL, *speaker = NULL, *message = NULL;
+        int r;
+
+        r = audio_devices_check(ctx->phone->config, &microphone, &speaker, &message);
+        if (r < 0)
+                return bus_error_set_errno(error, r, "%s.", message);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "a{ss}", 2, "microphone", microphone, "speaker", speaker);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static int method_hangup_all(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusContext *ctx = userdata;
 
@@ -241,6 +260,8 @@ static const sd_bus_vtable phone_vtable[] = {
                                 method_set_oauth_token, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD_WITH_ARGS("RefreshToken", SD_BUS_NO_ARGS, SD_BUS_RESULT("t", expires_at),
                                 method_refresh_token, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CheckAvailableDevices", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{ss}", devices),
+                                method_check_available_devices, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("HangupAll", NULL, NULL, method_hangup_all, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("LoginStateChanged", SD_BUS_ARGS("b", is_login, "s", cause), 0),
         SD_BUS_SIGNAL_WITH_ARGS("CallAdded", SD_BUS_ARGS("o", call), 0),
