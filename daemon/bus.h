@@ -13,6 +13,7 @@
 #define BUS_PHONE_INTERFACE "org.bwcall.Phone1"
 #define BUS_CALL_PREFIX "/org/bwcall/Phone1/Call"
 #define BUS_CALL_INTERFACE "org.bwcall.Phone1.Call"
+#define BUS_AUDIO_INTERFACE "org.bwcall.Phone1.Audio"
 
 typedef struct BusContext {
         sd_bus *bus;
@@ -25,6 +26,7 @@ GSource *bus_source_new(sd_bus *bus);
 /* bus-phone.c / bus-call.c */
 int bus_phone_register(BusContext *ctx);
 int bus_call_register(BusContext *ctx);
+int bus_audio_register(BusContext *ctx);
 char *bus_call_path(const Call *c);
 void bus_call_emit_added(BusContext *ctx, Call *c);
 void bus_call_emit_removed(BusContext *ctx, Call *c);

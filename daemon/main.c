@@ -311,6 +311,8 @@ static int run(int argc, char *argv[]) {
         r = bus_phone_register(&ctx);
         if (r >= 0)
                 r = bus_call_register(&ctx);
+        if (r >= 0)
+                r = bus_audio_register(&ctx);
         if (r < 0) {
                 sd_bus_flush_close_unref(bus);
                 return r;

@@ -286,6 +286,22 @@ static const TransportCallbacks phone_transport_callbacks = {
 
 /* ---- lifecycle ---- */
 
+static int phone_set_device(Phone *p, char **field, const char *class_name, const char *node) {
+        if (node && *node && !audio_devices_has(p->audio, class_name, node))
+                return -ENODEV;
+        g_free(*field);
+        *field = node && *node ? g_strdup(node) : NULL;
+        return 0;
+}
+
+int phone_set_input(Phone *p, const char *node) {
+        return phone_set_device(p, &p->config->input, AUDIO_CLASS_SOURCE, node);
+}
+
+int phone_set_output(Phone *p, const char *node) {
+        return phone_set_device(p, &p->config->output, AUDIO_CLASS_SINK, node);
+}
+
 void phone_network_changed(Phone *p, const char *why) {
         if (!p->initialized)
                 return;
@@ -375,6 +391,7 @@ Phone *phone_new(Config *config) {
                 .domain = config->domain,
                 .user_agent = config->user_agent,
         };
+        p->audio = audio_devices_new();
         p->local_addresses = local_addresses();
         p->network_monitor = g_object_ref(g_network_monitor_get_default());
         p->network_changed_handler = g_signal_connect(p->network_monitor, "network-changed",
@@ -403,6 +420,7 @@ Phone *phone_free(Phone *p) {
         }
         g_list_free(p->calls);
         transport_free(p->transport);
+        audio_devices_free(p->audio);
         token_free(p->token); /* answers its waiters (our DialRequests) with -ECANCELED */
         g_list_free_full(p->dial_requests, g_free); /* only cancelled ones can remain */
         if (p->connect_waiters)

@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 #include <glib.h>
 
+#include "audio-devices.h"
 #include "call.h"
 #include "config.h"
 #include "macro.h"
@@ -48,6 +49,7 @@ struct Phone {
         Config *config;
         Token *token;
         Transport *transport;
+        AudioDevices *audio;
 
         PhoneState state;
         bool initialized;   /* between Connect() and Disconnect() */
@@ -114,5 +116,9 @@ void phone_notify_hold(Phone *p, Call *c, bool is_hold, bool is_remote);
 /* The network changed or the machine resumed: reconnect now if waiting to, else check that the
  * gateway connection survived. */
 void phone_network_changed(Phone *p, const char *why);
+/* SetInput()/SetOutput(): the microphone/speaker (PipeWire node name) for calls from now on;
+ * NULL or "" follows the system default. -ENODEV if no such device is there. */
+int phone_set_input(Phone *p, const char *node);
+int phone_set_output(Phone *p, const char *node);
 void phone_notify_dtmf(Phone *p, Call *c, char digit);
 void phone_notify_transfer_requested(Phone *p, Call *c, const char *target);
