@@ -2,20 +2,21 @@
 #include <errno.h>
 #include <string.h>
 
-#include <gst/gst.h>
+#include <pipewire/pipewire.h>
 
 #include "audio-devices.h"
 #include "log.h"
 
 /* The message of the SDK's checkAvailableDevices() when there is no microphone. */
 #define SDK_NO_MICROPHONE "Missing a microphone! Please connect one and reload"
+/* A bounded probe of PipeWire's registry: GStreamer's PipeWire device provider (0.3.65) was
+ * tried first and hangs for ever in its probe (pw_thread_loop_wait) when asked during a call,
+ * and trips GStreamer assertions when left running; WebKit disables it (pipewire#5171). This
+ * asks the registry directly, with a deadline, on a private loop. */
+#define AUDIO_PROBE_TIMEOUT_MS 1000
+
 struct AudioDevices {
-        /* PipeWire's provider only: ALSA's or Pulse's would list what bwcalld does not use. It
-         * is only ever probed (connect, list, disconnect), never left running: 0.3.65's running
-         * provider trips GStreamer assertions when nodes go away, and WebKit disables it for
-         * deadlocks with pipewiresink (pipewire#5171). Hot-plug signals need a registry watch
-         * of our own (not done yet). */
-        GstDeviceProvider *provider;
+        bool pw_initialized; /* pw_init() done: it is process-wide and cheap to repeat */
 };
 
 static void audio_device_free(AudioDevice *d) {
@@ -29,19 +30,125 @@ static void audio_device_free(AudioDevice *d) {
 AudioDevices *audio_devices_new(void) {
         AudioDevices *a = g_new0(AudioDevices, 1);
 
-        a->provider = gst_device_provider_factory_get_by_name("pipewiredeviceprovider");
-        if (!a->provider)
-                log_warning("GStreamer's PipeWire device provider is missing (gstreamer1.0-pipewire): "
-                            "no device lists.");
+        pw_init(NULL, NULL);
+        a->pw_initialized = true;
         return a;
 }
 
 AudioDevices *audio_devices_free(AudioDevices *a) {
         if (!a)
                 return NULL;
-        g_clear_object(&a->provider);
         g_free(a);
         return NULL;
+}
+
+typedef struct Probe {
+        const char *class_name;
+        GPtrArray *list;         /* AudioDevice*, with priority in a parallel array */
+        GArray *priorities;      /* gint64 */
+        int sync_seq;
+        bool done;
+        int error;
+} Probe;
+
+static void on_registry_global(void *data, uint32_t id, uint32_t permissions, const char *type,
+                               uint32_t version, const struct spa_dict *props) {
+        Probe *p = data;
+        const char *cls, *node, *desc, *prio;
+        AudioDevice *d;
+        gint64 priority;
+
+        if (!props || strcmp(type, PW_TYPE_INTERFACE_Node) != 0)
+                return;
+        cls = spa_dict_lookup(props, PW_KEY_MEDIA_CLASS);
+        node = spa_dict_lookup(props, PW_KEY_NODE_NAME);
+        if (!cls || !node || strcmp(cls, p->class_name) != 0)
+                return;
+        desc = spa_dict_lookup(props, PW_KEY_NODE_DESCRIPTION);
+        prio = spa_dict_lookup(props, PW_KEY_PRIORITY_SESSION);
+        d = g_new0(AudioDevice, 1);
+        d->node = g_strdup(node);
+        d->description = g_strdup(desc ? desc : node);
+        priority = prio ? g_ascii_strtoll(prio, NULL, 10) : 0;
+        g_ptr_array_add(p->list, d);
+        g_array_append_val(p->priorities, priority);
+}
+
+static const struct pw_registry_events registry_events = {
+        PW_VERSION_REGISTRY_EVENTS,
+        .global = on_registry_global,
+};
+
+static void on_core_done(void *data, uint32_t id, int seq) {
+        Probe *p = data;
+
+        if (id == PW_ID_CORE && seq == p->sync_seq)
+                p->done = true;
+}
+
+static void on_core_error(void *data, uint32_t id, int seq, int res, const char *message) {
+        Probe *p = data;
+
+        if (id == PW_ID_CORE) {
+                p->error = res < 0 ? res : -EIO;
+                p->done = true;
+        }
+}
+
+static const struct pw_core_events core_events = {
+        PW_VERSION_CORE_EVENTS,
+        .done = on_core_done,
+        .error = on_core_error,
+};
+
+/* The nodes of class_name, or -ENOTSUP (PipeWire not there) / -ETIMEDOUT. */
+static int probe_devices(const char *class_name, GPtrArray *list, GArray *priorities) {
+        struct pw_main_loop *loop = pw_main_loop_new(NULL);
+        struct pw_context *context = NULL;
+        struct pw_core *core = NULL;
+        struct pw_registry *registry = NULL;
+        struct spa_hook core_listener = {}, registry_listener = {};
+        Probe p = { .class_name = class_name, .list = list, .priorities = priorities };
+        gint64 deadline = g_get_monotonic_time() + AUDIO_PROBE_TIMEOUT_MS * 1000;
+        int r = 0;
+
+        if (!loop)
+                return -ENOMEM;
+        context = pw_context_new(pw_main_loop_get_loop(loop), NULL, 0);
+        if (context)
+                core = pw_context_connect(context, NULL, 0);
+        if (!core) {
+                r = -ENOTSUP;
+                goto out;
+        }
+        pw_core_add_listener(core, &core_listener, &core_events, &p);
+        registry = pw_core_get_registry(core, PW_VERSION_REGISTRY, 0);
+        pw_registry_add_listener(registry, &registry_listener, &registry_events, &p);
+        p.sync_seq = pw_core_sync(core, PW_ID_CORE, 0);
+        while (!p.done) {
+                gint64 left = deadline - g_get_monotonic_time();
+
+                if (left <= 0) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                if (pw_loop_iterate(pw_main_loop_get_loop(loop), (int) (left / 1000) + 1) < 0 && errno != EINTR) {
+                        r = -EIO;
+                        break;
+                }
+        }
+        if (r == 0 && p.error < 0)
+                r = p.error;
+        spa_hook_remove(&registry_listener);
+        spa_hook_remove(&core_listener);
+        pw_proxy_destroy((struct pw_proxy *) registry);
+out:
+        if (core)
+                pw_core_disconnect(core);
+        if (context)
+                pw_context_destroy(context);
+        pw_main_loop_destroy(loop);
+        return r;
 }
 
 static int compare_devices(gconstpointer x, gconstpointer y) {
@@ -50,36 +157,18 @@ static int compare_devices(gconstpointer x, gconstpointer y) {
 
 GPtrArray *audio_devices_list(AudioDevices *a, const char *class_name) {
         GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify) audio_device_free);
-        AudioDevice *best = NULL;
-        gint64 best_priority = G_MININT64;
-        GList *devices;
+        g_autoptr(GArray) priorities = g_array_new(FALSE, FALSE, sizeof(gint64));
+        int r, best = -1;
 
-        if (!a->provider)
-                return list;
-        devices = gst_device_provider_get_devices(a->provider); /* a probe: connects and lists */
-        for (GList *l = devices; l; l = l->next) {
-                g_autofree char *cls = gst_device_get_device_class(l->data);
-                g_autoptr(GstStructure) props = gst_device_get_properties(l->data);
-                const char *node = props ? gst_structure_get_string(props, "node.name") : NULL;
-                const char *prio = props ? gst_structure_get_string(props, "priority.session") : NULL;
-                gint64 priority = prio ? g_ascii_strtoll(prio, NULL, 10) : 0;
-                AudioDevice *d;
-
-                if (g_strcmp0(cls, class_name) != 0 || !node)
-                        continue;
-                d = g_new0(AudioDevice, 1);
-                d->node = g_strdup(node);
-                d->description = gst_device_get_display_name(l->data);
-                g_ptr_array_add(list, d);
-                /* No user choice is known here: WirePlumber's default is the highest priority. */
-                if (!best || priority > best_priority) {
-                        best = d;
-                        best_priority = priority;
-                }
-        }
-        g_list_free_full(devices, gst_object_unref);
-        if (best)
-                best->is_default = true;
+        r = probe_devices(class_name, list, priorities);
+        if (r < 0)
+                log_warning_errno(r, "Cannot list PipeWire devices: %m");
+        /* No user choice is known here: WirePlumber's default is the highest priority. */
+        for (guint i = 0; i < list->len; i++)
+                if (best < 0 || g_array_index(priorities, gint64, i) > g_array_index(priorities, gint64, best))
+                        best = (int) i;
+        if (best >= 0)
+                ((AudioDevice *) list->pdata[best])->is_default = true;
         g_ptr_array_sort(list, compare_devices);
         return list;
 }
@@ -109,10 +198,6 @@ int audio_devices_check(AudioDevices *a, const Config *config, char **ret_microp
                         char **ret_message) {
         g_autofree char *microphone = NULL, *speaker = NULL;
 
-        if (!a->provider) {
-                *ret_message = g_strdup("GStreamer's PipeWire device provider is missing");
-                return -ENOTSUP;
-        }
         microphone = pick_device(a, AUDIO_CLASS_SOURCE, config->input);
         speaker = pick_device(a, AUDIO_CLASS_SINK, config->output);
         if (!microphone) {
