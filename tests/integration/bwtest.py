@@ -54,6 +54,8 @@ class Lines:
     """Collects lines from a pipe or a growing file in a thread; wait_for() blocks on a
     condition over the collected lines until it holds or a deadline passes."""
 
+    on_item = None  # called from the reader thread with each new item
+
     def __init__(self, name, stream=None, path=None, parse_json=False, echo=False):
         self.name, self.parse_json, self.echo = name, parse_json, echo
         self.items = []
@@ -77,6 +79,8 @@ class Lines:
                 item = {"unparsed": line}
         if self.echo:
             log(f"[{self.name}]", line)
+        if self.on_item:
+            self.on_item(item)
         with self.cond:
             self.items.append(item)
             self.cond.notify_all()
@@ -221,7 +225,22 @@ class Env:
         self.close()
         return False
 
-    def dump_stacks(self):
+    # A call losing its media when the test did not ask for that is the intermittent stall under
+    # ASan (both directions stop ~1 s into a call): take the stacks at that moment, once, while
+    # the stalled threads are still stuck. Tests that cut the media on purpose set this.
+    expect_media_loss = False
+    _stall_stacks_taken = False
+
+    def _watch_for_media_stall(self, item):
+        if (self.expect_media_loss or self._stall_stacks_taken or not isinstance(item, dict)
+                or item.get("signal") != "PropertiesChanged"
+                or item.get("args", {}).get("changed", {}).get("Reconnecting") is not True):
+            return
+        self._stall_stacks_taken = True
+        log("a call lost its media unexpectedly: taking thread stacks now")
+        self.dump_stacks(suffix="at-media-loss")
+
+    def dump_stacks(self, suffix=None):
         """On a failure, the threads of our own services as they are now (a stalled main loop or
         streaming thread shows up here), into the test directory."""
         import shutil
@@ -230,7 +249,7 @@ class Env:
         for p in (self.daemon, self.gateway):
             if p is None or p.poll() is not None:
                 continue
-            path = os.path.join(self.dir, f"{p.name}.stacks.txt")
+            path = os.path.join(self.dir, f"{p.name}.stacks{'-' + suffix if suffix else ''}.txt")
             with open(path, "w") as f:
                 subprocess.run(["gdb", "-p", str(p.pid), "-batch", "-ex", "thread apply all bt 15"],
                                stdout=f, stderr=subprocess.STDOUT, timeout=60, check=False)
@@ -354,6 +373,7 @@ LingerMSec=3000
     def start_monitor(self, echo=True):
         p = self.spawn([BWCALL, "monitor", "--json"], "bwcall-monitor")
         self.monitor_lines = Lines("monitor", stream=p.stdout, parse_json=True, echo=echo)
+        self.monitor_lines.on_item = self._watch_for_media_stall
         self.monitor_lines.wait_for(lambda it: first(it, lambda x: x.get("event") == "monitoring"), 10,
                                     "monitor to subscribe")
         return self.monitor_lines

@@ -231,6 +231,7 @@ def case_bad_media(env):
 
 
 def case_rtp_timeout(env):
+    env.expect_media_loss = True
     bring_up(env, extra_config="RtpTimeoutMSec=3000\n")
     path = active_call(env)
     cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]

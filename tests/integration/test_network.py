@@ -131,6 +131,7 @@ def case_ice_restart(env):
     """The media path breaks (bwgw-sim drops all RTP of the call until an ICE restart): the
     watchdog notices, shows Reconnecting, restarts ICE with a re-INVITE, and audio comes back
     both ways without ending the call."""
+    env.expect_media_loss = True
     bring_up(env, extra="[Calls]\nRtpTimeoutMSec=15000\n")
     path = active_tone_call(env)
     cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
@@ -154,6 +155,7 @@ def case_ice_restart(env):
 
 def case_silent_far_end(env):
     """Media that never comes back: ICE restarts first, then RTP Timeout with the SDK's Reason."""
+    env.expect_media_loss = True
     bring_up(env, extra="[Calls]\nRtpTimeoutMSec=8000\n")
     path = active_tone_call(env)
     cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
