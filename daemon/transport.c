@@ -39,16 +39,17 @@ static void transport_pick_server(Transport *t) {
         bool any = false;
 
         for (size_t i = 0; i < n; i++)
-                any = any || !t->server_failed[i];
-        if (!any)
-                memset(t->server_failed, 0, n * sizeof(bool));
-        for (size_t i = 0; i < n; i++)
-                if (!t->server_failed[i] && (candidates == 0 || t->config->server_weights[i] > best)) {
+                if (!t->server_failed[i] && (!any || t->config->server_weights[i] > best)) {
                         best = t->config->server_weights[i];
-                        candidates = 0;
-                        for (size_t j = 0; j < n; j++)
-                                candidates += !t->server_failed[j] && t->config->server_weights[j] == best;
+                        any = true;
                 }
+        if (!any) {
+                memset(t->server_failed, 0, n * sizeof(bool));
+                transport_pick_server(t);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                candidates += !t->server_failed[i] && t->config->server_weights[i] == best;
         pick = (size_t) g_random_int_range(0, (gint32) candidates);
         for (size_t i = 0; i < n; i++)
                 if (!t->server_failed[i] && t->config->server_weights[i] == best && pick-- == 0) {
@@ -87,9 +88,20 @@ Transport *transport_new(const Config *config, const TransportCallbacks *cb, voi
         return t;
 }
 
-static void transport_drop_socket(Transport *t) {
+static void transport_stop_keepalive(Transport *t) {
         g_clear_handle_id(&t->ping_timer, g_source_remove);
         g_clear_handle_id(&t->probe_timer, g_source_remove);
+}
+
+/* A CRLF ping; the server's "\r\n" clears pong_pending (on_ws_message). */
+static void transport_ping(Transport *t) {
+        soup_websocket_connection_send_text(t->ws, "\r\n\r\n");
+        t->pings_sent++;
+        t->pong_pending = true;
+}
+
+static void transport_drop_socket(Transport *t) {
+        transport_stop_keepalive(t);
         if (!t->ws)
                 return;
         g_signal_handlers_disconnect_by_data(t->ws, t);
@@ -156,8 +168,7 @@ static void on_ws_closed(SoupWebsocketConnection *ws, gpointer userdata) {
         log_info("Gateway connection closed: %s.", reason);
         g_signal_handlers_disconnect_by_data(ws, t);
         g_clear_object(&t->ws);
-        g_clear_handle_id(&t->ping_timer, g_source_remove);
-        g_clear_handle_id(&t->probe_timer, g_source_remove);
+        transport_stop_keepalive(t);
         if (!requested)
                 t->server_failed[t->server_index] = true;
         t->closing = false;
@@ -172,8 +183,7 @@ void transport_abandon(Transport *t, const char *reason) {
 
         if (!ws)
                 return;
-        g_clear_handle_id(&t->ping_timer, g_source_remove);
-        g_clear_handle_id(&t->probe_timer, g_source_remove);
+        transport_stop_keepalive(t);
         g_signal_handlers_disconnect_by_data(ws, t);
         stream = soup_websocket_connection_get_io_stream(ws);
         if (stream)
@@ -199,11 +209,8 @@ static gboolean on_ping_due(gpointer userdata) {
                 } else
                         log_warning("No keep-alive pong from the gateway.");
         }
-        if (transport_is_connected(t)) {
-                soup_websocket_connection_send_text(t->ws, "\r\n\r\n");
-                t->pings_sent++;
-                t->pong_pending = true;
-        }
+        if (transport_is_connected(t))
+                transport_ping(t);
         return G_SOURCE_CONTINUE;
 }
 
@@ -226,8 +233,7 @@ void transport_probe(Transport *t, const char *why) {
                 return;
         }
         log_info("Checking the gateway connection (%s).", why);
-        soup_websocket_connection_send_text(t->ws, "\r\n\r\n");
-        t->pong_pending = true;
+        transport_ping(t);
         t->probe_timer = g_timeout_add(TRANSPORT_PROBE_TIMEOUT_MS, on_probe_timeout, t);
 }
 
