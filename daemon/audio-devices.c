@@ -15,10 +15,6 @@
  * asks the registry directly, with a deadline, on a private loop. */
 #define AUDIO_PROBE_TIMEOUT_MS 1000
 
-struct AudioDevices {
-        bool pw_initialized; /* pw_init() done: it is process-wide and cheap to repeat */
-};
-
 static void audio_device_free(AudioDevice *d) {
         if (!d)
                 return;
@@ -27,25 +23,9 @@ static void audio_device_free(AudioDevice *d) {
         g_free(d);
 }
 
-AudioDevices *audio_devices_new(void) {
-        AudioDevices *a = g_new0(AudioDevices, 1);
-
-        pw_init(NULL, NULL);
-        a->pw_initialized = true;
-        return a;
-}
-
-AudioDevices *audio_devices_free(AudioDevices *a) {
-        if (!a)
-                return NULL;
-        g_free(a);
-        return NULL;
-}
-
 typedef struct Probe {
-        const char *class_name;
-        GPtrArray *list;         /* AudioDevice*, with priority in a parallel array */
-        GArray *priorities;      /* gint64 */
+        GPtrArray *sources;      /* AudioDevice* */
+        GPtrArray *sinks;
         int sync_seq;
         bool done;
         int error;
@@ -56,22 +36,20 @@ static void on_registry_global(void *data, uint32_t id, uint32_t permissions, co
         Probe *p = data;
         const char *cls, *node, *desc, *prio;
         AudioDevice *d;
-        gint64 priority;
 
         if (!props || strcmp(type, PW_TYPE_INTERFACE_Node) != 0)
                 return;
         cls = spa_dict_lookup(props, PW_KEY_MEDIA_CLASS);
         node = spa_dict_lookup(props, PW_KEY_NODE_NAME);
-        if (!cls || !node || strcmp(cls, p->class_name) != 0)
+        if (!cls || !node || (strcmp(cls, AUDIO_CLASS_SOURCE) != 0 && strcmp(cls, AUDIO_CLASS_SINK) != 0))
                 return;
         desc = spa_dict_lookup(props, PW_KEY_NODE_DESCRIPTION);
         prio = spa_dict_lookup(props, PW_KEY_PRIORITY_SESSION);
         d = g_new0(AudioDevice, 1);
         d->node = g_strdup(node);
         d->description = g_strdup(desc ? desc : node);
-        priority = prio ? g_ascii_strtoll(prio, NULL, 10) : 0;
-        g_ptr_array_add(p->list, d);
-        g_array_append_val(p->priorities, priority);
+        d->priority = prio ? g_ascii_strtoll(prio, NULL, 10) : 0;
+        g_ptr_array_add(strcmp(cls, AUDIO_CLASS_SOURCE) == 0 ? p->sources : p->sinks, d);
 }
 
 static const struct pw_registry_events registry_events = {
@@ -101,17 +79,49 @@ static const struct pw_core_events core_events = {
         .error = on_core_error,
 };
 
-/* The nodes of class_name, or -ENOTSUP (PipeWire not there) / -ETIMEDOUT. */
-static int probe_devices(const char *class_name, GPtrArray *list, GArray *priorities) {
-        struct pw_main_loop *loop = pw_main_loop_new(NULL);
+static int compare_devices(gconstpointer x, gconstpointer y) {
+        return g_strcmp0((*(AudioDevice *const *) x)->node, (*(AudioDevice *const *) y)->node);
+}
+
+/* No user choice is known here: WirePlumber's default is the highest priority.session. */
+static void mark_default_and_sort(GPtrArray *list) {
+        AudioDevice *best = NULL;
+
+        for (guint i = 0; i < list->len; i++) {
+                AudioDevice *d = list->pdata[i];
+                if (!best || d->priority > best->priority)
+                        best = d;
+        }
+        if (best)
+                best->is_default = true;
+        g_ptr_array_sort(list, compare_devices);
+}
+
+static gpointer pw_init_once(gpointer unused) {
+        pw_init(NULL, NULL);
+        return NULL;
+}
+
+/* Sources and sinks in one registry round trip: 0, -ENOTSUP (PipeWire not there), -ETIMEDOUT.
+ * The lists are set (possibly empty) in every case. */
+static int audio_devices_probe(GPtrArray **ret_sources, GPtrArray **ret_sinks) {
+        static GOnce once = G_ONCE_INIT;
+        struct pw_main_loop *loop;
         struct pw_context *context = NULL;
         struct pw_core *core = NULL;
         struct pw_registry *registry = NULL;
         struct spa_hook core_listener = {}, registry_listener = {};
-        Probe p = { .class_name = class_name, .list = list, .priorities = priorities };
+        Probe p = {
+                .sources = g_ptr_array_new_with_free_func((GDestroyNotify) audio_device_free),
+                .sinks = g_ptr_array_new_with_free_func((GDestroyNotify) audio_device_free),
+        };
         gint64 deadline = g_get_monotonic_time() + AUDIO_PROBE_TIMEOUT_MS * 1000;
         int r = 0;
 
+        *ret_sources = p.sources;
+        *ret_sinks = p.sinks;
+        g_once(&once, pw_init_once, NULL);
+        loop = pw_main_loop_new(NULL);
         if (!loop)
                 return -ENOMEM;
         context = pw_context_new(pw_main_loop_get_loop(loop), NULL, 0);
@@ -148,33 +158,24 @@ out:
         if (context)
                 pw_context_destroy(context);
         pw_main_loop_destroy(loop);
+        if (r < 0)
+                log_warning_errno(r, "Cannot list PipeWire devices: %m");
+        mark_default_and_sort(p.sources);
+        mark_default_and_sort(p.sinks);
         return r;
 }
 
-static int compare_devices(gconstpointer x, gconstpointer y) {
-        return g_strcmp0((*(AudioDevice *const *) x)->node, (*(AudioDevice *const *) y)->node);
+GPtrArray *audio_devices_list(const char *class_name) {
+        g_autoptr(GPtrArray) sources = NULL, sinks = NULL;
+
+        (void) audio_devices_probe(&sources, &sinks);
+        if (strcmp(class_name, AUDIO_CLASS_SOURCE) == 0)
+                return g_steal_pointer(&sources);
+        return g_steal_pointer(&sinks);
 }
 
-GPtrArray *audio_devices_list(AudioDevices *a, const char *class_name) {
-        GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify) audio_device_free);
-        g_autoptr(GArray) priorities = g_array_new(FALSE, FALSE, sizeof(gint64));
-        int r, best = -1;
-
-        r = probe_devices(class_name, list, priorities);
-        if (r < 0)
-                log_warning_errno(r, "Cannot list PipeWire devices: %m");
-        /* No user choice is known here: WirePlumber's default is the highest priority. */
-        for (guint i = 0; i < list->len; i++)
-                if (best < 0 || g_array_index(priorities, gint64, i) > g_array_index(priorities, gint64, best))
-                        best = (int) i;
-        if (best >= 0)
-                ((AudioDevice *) list->pdata[best])->is_default = true;
-        g_ptr_array_sort(list, compare_devices);
-        return list;
-}
-
-bool audio_devices_has(AudioDevices *a, const char *class_name, const char *node) {
-        g_autoptr(GPtrArray) list = audio_devices_list(a, class_name);
+bool audio_devices_has(const char *class_name, const char *node) {
+        g_autoptr(GPtrArray) list = audio_devices_list(class_name);
 
         for (guint i = 0; i < list->len; i++)
                 if (strcmp(((AudioDevice *) list->pdata[i])->node, node) == 0)
@@ -182,10 +183,8 @@ bool audio_devices_has(AudioDevices *a, const char *class_name, const char *node
         return false;
 }
 
-/* The configured device, or the default one, of class_name: its description, or NULL. */
-static char *pick_device(AudioDevices *a, const char *class_name, const char *wanted) {
-        g_autoptr(GPtrArray) list = audio_devices_list(a, class_name);
-
+/* The configured device, or else the default one, of a list: its description, or NULL. */
+static char *pick_device(GPtrArray *list, const char *wanted) {
         for (guint i = 0; i < list->len; i++) {
                 AudioDevice *d = list->pdata[i];
                 if (wanted && *wanted ? strcmp(d->node, wanted) == 0 : d->is_default)
@@ -194,12 +193,19 @@ static char *pick_device(AudioDevices *a, const char *class_name, const char *wa
         return NULL;
 }
 
-int audio_devices_check(AudioDevices *a, const Config *config, char **ret_microphone, char **ret_speaker,
-                        char **ret_message) {
+int audio_devices_check(const Config *config, char **ret_microphone, char **ret_speaker, char **ret_message) {
+        g_autoptr(GPtrArray) sources = NULL, sinks = NULL;
         g_autofree char *microphone = NULL, *speaker = NULL;
+        int r;
 
-        microphone = pick_device(a, AUDIO_CLASS_SOURCE, config->input);
-        speaker = pick_device(a, AUDIO_CLASS_SINK, config->output);
+        r = audio_devices_probe(&sources, &sinks);
+        if (r < 0) {
+                *ret_message = g_strdup_printf("cannot list audio devices: %s (is PipeWire running?)",
+                                               g_strerror(-r));
+                return -ENOTSUP;
+        }
+        microphone = pick_device(sources, config->input);
+        speaker = pick_device(sinks, config->output);
         if (!microphone) {
                 *ret_message = config->input && *config->input
                                        ? g_strdup_printf("The configured microphone '%s' is not connected", config->input)

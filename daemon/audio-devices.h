@@ -8,34 +8,27 @@
 #include "config.h"
 #include "macro.h"
 
-/* PipeWire audio devices as GStreamer's PipeWire device provider sees them, asked afresh at
- * every query. */
+/* PipeWire audio devices, read afresh from PipeWire's registry at every query (one round trip,
+ * at most 1 s). */
 
 typedef struct AudioDevice {
         char *node;        /* PipeWire node.name: what Input=/Output= and SetInput()/SetOutput() take */
         char *description; /* for people */
+        gint64 priority;   /* priority.session */
         bool is_default;   /* the one WirePlumber picks: highest priority.session of its class */
 } AudioDevice;
 
 #define AUDIO_CLASS_SOURCE "Audio/Source"
 #define AUDIO_CLASS_SINK "Audio/Sink"
 
-typedef struct AudioDevices AudioDevices;
-
-/* Never NULL; without GStreamer's PipeWire plugin every list is empty. */
-AudioDevices *audio_devices_new(void);
-AudioDevices *audio_devices_free(AudioDevices *a);
-DEFINE_TRIVIAL_CLEANUP_FUNC(AudioDevices *, audio_devices_free);
-
 /* The devices of class_name (AUDIO_CLASS_*), an array of AudioDevice*, sorted by node name. */
-GPtrArray *audio_devices_list(AudioDevices *a, const char *class_name);
+GPtrArray *audio_devices_list(const char *class_name);
 /* Whether a device of class_name with this node name is there. */
-bool audio_devices_has(AudioDevices *a, const char *class_name, const char *node);
+bool audio_devices_has(const char *class_name, const char *node);
 
 /* The SDK's checkAvailableDevices(): is there a microphone (the configured [Media] Input=, or
  * the default source) and a speaker? On success ret_microphone and ret_speaker get the
  * devices' descriptions. -ENODEV with the SDK's message ("Missing a microphone! Please connect
  * one and reload") or a message naming the configured device that is missing; -ENOTSUP when
  * PipeWire cannot be asked. */
-int audio_devices_check(AudioDevices *a, const Config *config, char **ret_microphone, char **ret_speaker,
-                        char **ret_message);
+int audio_devices_check(const Config *config, char **ret_microphone, char **ret_speaker, char **ret_message);

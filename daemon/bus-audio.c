@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 
+#include "audio-devices.h"
 #include "bus-errors.h"
 #include "bus.h"
 #include "log.h"
 
 /* org.bwcall.Phone1.Audio on /org/bwcall/Phone1: the audio devices and the choice among them. */
 
-static int append_devices(sd_bus_message *reply, AudioDevices *audio, const char *class_name) {
-        g_autoptr(GPtrArray) list = audio_devices_list(audio, class_name);
+static int append_devices(sd_bus_message *reply, const char *class_name) {
+        g_autoptr(GPtrArray) list = audio_devices_list(class_name);
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "(ssb)");
@@ -26,14 +27,12 @@ static int append_devices(sd_bus_message *reply, AudioDevices *audio, const char
 
 static int property_get_inputs(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        BusContext *ctx = userdata;
-        return append_devices(reply, ctx->phone->audio, AUDIO_CLASS_SOURCE);
+        return append_devices(reply, AUDIO_CLASS_SOURCE);
 }
 
 static int property_get_outputs(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        BusContext *ctx = userdata;
-        return append_devices(reply, ctx->phone->audio, AUDIO_CLASS_SINK);
+        return append_devices(reply, AUDIO_CLASS_SINK);
 }
 
 static int property_get_input(sd_bus *bus, const char *path, const char *interface, const char *property,

@@ -220,7 +220,7 @@ static int method_check_available_devices(sd_bus_message *m, void *userdata, sd_
         g_autofree char *microphone = NULL, *speaker = NULL, *message = NULL;
         int r;
 
-        r = audio_devices_check(ctx->phone->audio, ctx->phone->config, &microphone, &speaker, &message);
+        r = audio_devices_check(ctx->phone->config, &microphone, &speaker, &message);
         if (r < 0)
                 return bus_error_set_errno(error, r, "%s.", message);
         r = sd_bus_message_new_method_return(m, &reply);

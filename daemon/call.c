@@ -125,10 +125,6 @@ static void call_sip_finished(Call *c) {
                 phone_release_call(c->phone, c);
 }
 
-/* "The call looks up but is silent" (peers-and-user-needs B.5): when no RTP arrives for
- * RtpTimeoutMSec on an answered call that nobody holds, end it like the SDK does on ICE
- * failure, with BYE Reason 408 "RTP Timeout". ICE restart before giving up comes with the
- * network-recovery work. */
 static void call_set_reconnecting(Call *c, bool reconnecting) {
         static const char *const props[] = { "Reconnecting", NULL };
 
@@ -139,6 +135,9 @@ static void call_set_reconnecting(Call *c, bool reconnecting) {
         phone_notify_call_changed(c->phone, c, props);
 }
 
+/* "The call looks up but is silent" (peers-and-user-needs B.5): no RTP on an answered call
+ * that nobody holds → Reconnecting and ICE restarts; still none after RtpTimeoutMSec → end it
+ * like the SDK does on ICE failure, with BYE Reason 408 "RTP Timeout". */
 static gboolean on_rtp_check(gpointer userdata) {
         Call *c = userdata;
         uint64_t packets, silent, now = (uint64_t) g_get_monotonic_time();
@@ -738,20 +737,32 @@ int call_hold(Call *c, bool hold, CallDoneFunc done, void *userdata) {
         return 0;
 }
 
-static void call_handle_ice_restart_response(Call *c, const SipMessage *m, unsigned status);
+/* The far end lost the dialog (gateway-protocol.md §5): nothing left to keep, and no BYE. */
+static void call_dialog_lost(Call *c, unsigned status) {
+        call_set_state(c, CALL_STATE_TERMINATED, "Dialog Error", status);
+        call_sip_finished(c);
+}
 
+/* The answer to our re-INVITE: a hold/resume, or an ICE restart (reinvite_ice). */
 static void call_handle_reinvite_response(Call *c, const SipMessage *m, unsigned status) {
         static const char *const props[] = { "LocalHold", NULL };
+        int r;
 
         if (status < 200)
                 return;
-        if (c->reinvite_ice) {
-                call_handle_ice_restart_response(c, m, status);
+        c->reinvite_cseq = 0;
+        /* ACK for every final answer: for a non-2xx, ACK with the same branch is the transport's
+         * business for INVITE; over a reliable socket JsSIP sends it as a new request with the
+         * re-INVITE's CSeq. */
+        call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
+        if (status < 300 && c->reinvite_ice) {
+                c->reinvite_ice = false;
+                r = media_ice_apply_remote(c->media, sip_message_body(m));
+                if (r < 0)
+                        log_warning_errno(r, "Call %u: unusable answer to the ICE restart: %m", c->id);
                 return;
         }
-        c->reinvite_cseq = 0;
         if (status < 300) {
-                call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
                 c->local_hold = c->reinvite_hold;
                 if (c->media)
                         media_set_active(c->media, !c->local_hold);
@@ -761,20 +772,21 @@ static void call_handle_reinvite_response(Call *c, const SipMessage *m, unsigned
                 call_pending_finish(c, &c->hold_pending, 0, NULL);
                 return;
         }
-        /* Non-2xx: ACK with the same branch is the transport's business for INVITE; over a
-         * reliable socket JsSIP sends it as a new request with the re-INVITE's CSeq. */
-        call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
         if (status == 408 || status == 481) {
-                /* The far end lost the dialog (gateway-protocol.md §5): nothing left to keep. */
                 call_pending_finish(c, &c->hold_pending, -EPROTO, "the gateway no longer knows the call");
-                call_set_state(c, CALL_STATE_TERMINATED, "Dialog Error", status);
-                call_sip_finished(c);
+                call_dialog_lost(c, status);
                 return;
         }
         if (status == 491 && c->reinvite_attempts < 2) {
                 c->reinvite_attempts++;
                 log_info("Call %u: re-INVITE crossed another (491); retrying once.", c->id);
                 c->reinvite_retry = g_timeout_add(CALL_REINVITE_RETRY_MS, on_reinvite_retry, c);
+                return;
+        }
+        if (c->reinvite_ice) {
+                /* Our side is restarted already; the watchdog tries again while RTP is missing. */
+                c->reinvite_ice = false;
+                log_warning("Call %u: the gateway refused the ICE restart (%u).", c->id, status);
                 return;
         }
         /* Unlike the SDK (which tears the call down), a refused hold leaves the call as it was. */
@@ -1226,36 +1238,6 @@ int call_ice_restart(Call *c, const char *why) {
         return 0;
 }
 
-void call_network_changed(Call *c) {
-        (void) call_ice_restart(c, "network changed");
-}
-
-static void call_handle_ice_restart_response(Call *c, const SipMessage *m, unsigned status) {
-        int r;
-
-        c->reinvite_cseq = 0;
-        call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
-        if (status == 491 && c->reinvite_attempts < 2) {
-                c->reinvite_attempts++;
-                c->reinvite_retry = g_timeout_add(CALL_REINVITE_RETRY_MS, on_reinvite_retry, c);
-                return;
-        }
-        c->reinvite_ice = false;
-        if (status == 408 || status == 481) {
-                call_set_state(c, CALL_STATE_TERMINATED, "Dialog Error", status);
-                call_sip_finished(c);
-                return;
-        }
-        if (status >= 300) {
-                /* Our side is restarted already; the watchdog tries again while RTP is missing. */
-                log_warning("Call %u: the gateway refused the ICE restart (%u).", c->id, status);
-                return;
-        }
-        r = media_ice_apply_remote(c->media, sip_message_body(m));
-        if (r < 0)
-                log_warning_errno(r, "Call %u: unusable answer to the ICE restart: %m", c->id);
-}
-
 /* Nothing else from us may cross the new socket for a long time, and a gateway that routes by
  * flow (bwgw-sim: by Contact host, newest socket) cannot reach the call until something does:
  * an in-dialog OPTIONS carries our Via and Contact over the new socket. Its answer also tells
@@ -1280,8 +1262,7 @@ static void call_handle_options_response(Call *c, unsigned status) {
         c->options_cseq = 0;
         if (status == 408 || status == 481) {
                 log_warning("Call %u: the gateway no longer knows the call after the reconnect (%u).", c->id, status);
-                call_set_state(c, CALL_STATE_TERMINATED, "Dialog Error", status);
-                call_sip_finished(c); /* no BYE: there is no dialog left to end */
+                call_dialog_lost(c, status);
         }
 }
 
@@ -1364,13 +1345,13 @@ void call_transport_lost(Call *c) {
                 call_sip_finished(c);
                 return;
         }
-        /* A hold or transfer in flight: its answer is lost with the socket. The SDK ends the call
-         * here; the media still works, so only the request fails and the call stays as it was. */
+        /* An ICE restart in flight: its answer is lost, so it goes again over the next socket. */
         if (c->reinvite_ice) {
-                /* Its answer is lost: do it again over the next socket. */
                 c->reinvite_ice = false;
                 c->ice_restart_wanted = true;
         }
+        /* A hold or transfer in flight: its answer is lost with the socket. The SDK ends the call
+         * here; the media still works, so only the request fails and the call stays as it was. */
         if (c->reinvite_cseq || c->reinvite_retry) {
                 c->reinvite_cseq = 0;
                 g_clear_handle_id(&c->reinvite_retry, g_source_remove);

@@ -176,8 +176,7 @@ void call_handle_request(Call *c, const SipMessage *m);
 void call_transport_lost(Call *c);
 /* The phone reconnected: tell the gateway where this call lives now. */
 void call_transport_restored(Call *c);
-/* Re-checks the media path with an ICE restart re-INVITE (network change, no RTP). -ESTALE if
- * the call is not up, -EBUSY while another re-INVITE is in flight. */
+/* Re-checks the media path with an ICE restart re-INVITE (network change, no RTP); without a
+ * gateway connection, once it is back. -ESTALE if the call is not up, -EBUSY while another
+ * re-INVITE is in flight. */
 int call_ice_restart(Call *c, const char *why);
-/* The network changed: restart ICE now, or once the gateway connection is back. */
-void call_network_changed(Call *c);

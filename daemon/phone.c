@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <string.h>
 
+#include "audio-devices.h"
 #include "log.h"
 #include "phone.h"
 
@@ -287,7 +288,7 @@ static const TransportCallbacks phone_transport_callbacks = {
 /* ---- lifecycle ---- */
 
 static int phone_set_device(Phone *p, char **field, const char *class_name, const char *node) {
-        if (node && *node && !audio_devices_has(p->audio, class_name, node))
+        if (node && *node && !audio_devices_has(class_name, node))
                 return -ENODEV;
         g_free(*field);
         *field = node && *node ? g_strdup(node) : NULL;
@@ -317,7 +318,7 @@ void phone_network_changed(Phone *p, const char *why) {
         }
         /* Media paths may have broken as well: re-check them (now, or after the reconnect). */
         for (GList *l = p->calls; l; l = l->next)
-                call_network_changed(l->data);
+                (void) call_ice_restart(l->data, why);
 }
 
 static int compare_strings(const void *a, const void *b) {
@@ -391,7 +392,6 @@ Phone *phone_new(Config *config) {
                 .domain = config->domain,
                 .user_agent = config->user_agent,
         };
-        p->audio = audio_devices_new();
         p->local_addresses = local_addresses();
         p->network_monitor = g_object_ref(g_network_monitor_get_default());
         p->network_changed_handler = g_signal_connect(p->network_monitor, "network-changed",
@@ -420,7 +420,6 @@ Phone *phone_free(Phone *p) {
         }
         g_list_free(p->calls);
         transport_free(p->transport);
-        audio_devices_free(p->audio);
         token_free(p->token); /* answers its waiters (our DialRequests) with -ECANCELED */
         g_list_free_full(p->dial_requests, g_free); /* only cancelled ones can remain */
         if (p->connect_waiters)

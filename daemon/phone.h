@@ -7,7 +7,6 @@
 #include <gio/gio.h>
 #include <glib.h>
 
-#include "audio-devices.h"
 #include "call.h"
 #include "config.h"
 #include "macro.h"
@@ -49,7 +48,6 @@ struct Phone {
         Config *config;
         Token *token;
         Transport *transport;
-        AudioDevices *audio;
 
         PhoneState state;
         bool initialized;   /* between Connect() and Disconnect() */

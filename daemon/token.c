@@ -245,8 +245,8 @@ void token_reject(Token *t, const char *reason) {
         t->expires_at = 0;
         g_clear_handle_id(&t->refresh_source, g_source_remove);
         g_clear_handle_id(&t->expiry_source, g_source_remove);
+        /* The error text always changes here, so this notifies (expiry included) once. */
         token_set_state(t, TOKEN_STATE_EXPIRED, reason);
-        token_notify(t, false);
 }
 
 /* ---- fetching (client-credentials, token-url) ---- */
