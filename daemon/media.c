@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
@@ -12,10 +14,11 @@
 #include "ice.h"
 #include "log.h"
 #include "media.h"
+#include "pw-audio.h"
 
 /* Pipeline (platform-notes §1–§3):
  *
- *   pipewiresrc always-copy=true ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 !
+ *   appsrc (microphone) ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 !
  *     volume ! ENCODER ! rtpdtmfmux ! queue ! webrtcbin
  *   rtpdtmfsrc pt=101 ! application/x-rtp,clock-rate=48000 ! rtpdtmfmux.priority_sink_0
  *
@@ -26,9 +29,14 @@
  *
  * and for every stream webrtcbin hands us (pad-added, decided on the CAPS event):
  *
- *   queue ! rtpopusdepay ! opusdec ! audioconvert ! audioresample ! volume ! pipewiresink  (OPUS)
+ *   queue ! rtpopusdepay ! opusdec ! audioconvert ! audioresample ! volume ! appsink (speaker)  (OPUS)
  *   queue ! rtppcmudepay ! mulawdec ! ...                                               (PCMU, PCMA)
  *   queue ! rtpdtmfdepay ! fakesink                                                     (TELEPHONE-EVENT)
+ *
+ * The microphone and each speaker are PipeWire streams of our own (common/pw-audio.h: GStreamer's
+ * pipewiresrc/pipewiresink deadlock in 0.3.65), joined to the pipeline by appsrc/appsink: the
+ * microphone's PipeWire thread pushes into appsrc, appsink's streaming thread writes into the
+ * speaker stream's ring. Each media.role=Communication, linked by WirePlumber.
  *
  * Offerer: the pipeline starts with Opus, because webrtcbin 1.22 builds the offer's m-line from
  * the caps it has seen (PCMU, PCMA and telephone-event are added to the SDP text). When the answer
@@ -132,6 +140,8 @@ struct Media {
         bool answerer;
         bool offer_lets_us_send; /* answerer: the offer was sendrecv or recvonly */
         MediaFormat initial;     /* the format the pipeline was built with */
+        PwAudio *pw;             /* our PipeWire connection (ref) */
+        GstElement *mic_src;     /* appsrc the microphone stream pushes into (ref) */
         GstElement *pipeline;
         GstElement *webrtcbin;
         GstElement *volume;
@@ -149,6 +159,8 @@ struct Media {
         GPtrArray *play_volumes; /* volume element of each audio receive branch (ref each) */
         bool play_muted;
 
+        /* Main context only; the microphone callbacks read only immutable fields. */
+        PwAudioStream *mic;
         gint negotiation_needed; /* atomic: on-negotiation-needed fired */
         gint sending;            /* atomic: the first RTP packet reached webrtcbin */
         gint offer_requested;    /* atomic: create-offer / create-answer issued */
@@ -196,7 +208,7 @@ static const struct {
         const char *factory;
         const char *package;
 } required_factories[] = {
-        { "pipewiresrc", "gstreamer1.0-pipewire" },       { "pipewiresink", "gstreamer1.0-pipewire" },
+        { "appsrc", "gstreamer1.0-plugins-base" },        { "appsink", "gstreamer1.0-plugins-base" },
         { "webrtcbin", "gstreamer1.0-plugins-bad" },      { "dtlssrtpenc", "gstreamer1.0-plugins-bad" },
         { "dtlssrtpdec", "gstreamer1.0-plugins-bad" },    { "srtpenc", "gstreamer1.0-plugins-bad" },
         { "nicesrc", "gstreamer1.0-nice" },               { "nicesink", "gstreamer1.0-nice" },
@@ -252,6 +264,8 @@ static void media_unref(Media *m) {
         g_ptr_array_unref(m->pending);
         g_ptr_array_unref(m->play_volumes);
         g_mutex_clear(&m->lock);
+        gst_clear_object(&m->mic_src);
+        pw_audio_unref(m->pw);
         g_main_context_unref(m->context);
         g_free(m->output_target);
         g_free(m->answer_text);
@@ -467,7 +481,7 @@ static gboolean on_offer_timeout(gpointer userdata) {
         g_clear_pointer(&m->offer_timeout, g_source_unref);
         if (!g_atomic_int_get(&m->sending))
                 /* The offer waits for the first encoded packet (media_maybe_create_offer()). */
-                media_report_failure(m, -ENODEV, "no audio from the microphone (pipewiresrc) in time");
+                media_report_failure(m, -ENODEV, "no audio from the microphone in time (is a source linked?)");
         else {
                 media_deliver_offer(m, true);
                 if (!m->offer_done)
@@ -958,11 +972,102 @@ static GstElement *make_element(const char *factory) {
         return e;
 }
 
-static void set_stream_properties(GstElement *e, const char *props) {
-        GstStructure *s = gst_structure_new_from_string(props);
+/* ---- PipeWire streams (common/pw-audio.h) ---- */
 
-        g_object_set(e, "stream-properties", s, NULL);
-        gst_structure_free(s);
+#define RAW_AUDIO_CAPS "audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved"
+/* What the microphone's appsrc may queue before dropping the oldest: a stalled pipeline must not
+ * turn into delay. */
+#define MIC_QUEUE_MSEC 200U
+
+/* PipeWire thread. Either stream failed (e.g. PipeWire went away). */
+static void on_stream_failed(const char *message, void *userdata) {
+        Media *m = userdata;
+        g_autofree char *text = g_strdup_printf("PipeWire stream failed: %s", message);
+
+        media_queue(m, DISPATCH_FAILED, -EIO, text, 0);
+}
+
+/* PipeWire thread: one period of the microphone into the pipeline. Dropped until the pipeline
+ * plays: appsrc stamps buffers with the running time when they leave it, so audio queued
+ * before would leave all at once with one timestamp. */
+static void on_mic_samples(const int16_t *samples, size_t n, void *userdata) {
+        Media *m = userdata;
+        GstBuffer *buffer;
+
+        if (GST_STATE(m->mic_src) != GST_STATE_PLAYING)
+                return;
+        buffer = gst_buffer_new_memdup(samples, n * sizeof(int16_t));
+        GST_BUFFER_DURATION(buffer) = gst_util_uint64_scale_int(n, GST_SECOND, PW_AUDIO_RATE);
+        gst_app_src_push_buffer(GST_APP_SRC(m->mic_src), buffer);
+}
+
+static int media_open_microphone(Media *m, const char *target) {
+        const PwAudioStreamConfig config = {
+                .direction = PW_AUDIO_CAPTURE,
+                .name = "bwcall microphone",
+                .target = target,
+                .role = "Communication",
+                .captured = on_mic_samples,
+                .failed = on_stream_failed,
+                .userdata = m,
+        };
+
+        return pw_audio_stream_new(m->pw, &config, &m->mic);
+}
+
+/* One receive branch's speaker: the appsink's callback data, freed with the appsink. */
+typedef struct Speaker {
+        Media *m; /* ref: the stream's failed callback uses it */
+        PwAudioStream *stream;
+} Speaker;
+
+static void speaker_free(gpointer p) {
+        Speaker *sp = p;
+
+        pw_audio_stream_free(sp->stream);
+        media_unref(sp->m);
+        g_free(sp);
+}
+
+/* appsink's streaming thread. */
+static GstFlowReturn on_speaker_sample(GstAppSink *sink, gpointer userdata) {
+        Speaker *sp = userdata;
+        g_autoptr(GstSample) sample = gst_app_sink_pull_sample(sink);
+        GstBuffer *buffer = sample ? gst_sample_get_buffer(sample) : NULL;
+        GstMapInfo map;
+
+        if (buffer && gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+                pw_audio_stream_write(sp->stream, (const int16_t *) map.data, map.size / sizeof(int16_t));
+                gst_buffer_unmap(buffer, &map);
+        }
+        return GST_FLOW_OK;
+}
+
+/* A speaker stream behind `sink` (an appsink not yet in the pipeline). Streaming thread. */
+static int media_attach_speaker(Media *m, GstElement *sink) {
+        const PwAudioStreamConfig config = {
+                .direction = PW_AUDIO_PLAYBACK,
+                .name = "bwcall speaker",
+                .target = m->output_target,
+                .role = "Communication",
+                .failed = on_stream_failed,
+                .userdata = m,
+        };
+        GstAppSinkCallbacks callbacks = { .new_sample = on_speaker_sample };
+        g_autoptr(GstCaps) caps = gst_caps_from_string(RAW_AUDIO_CAPS);
+        Speaker *sp = g_new0(Speaker, 1);
+        int r;
+
+        r = pw_audio_stream_new(m->pw, &config, &sp->stream);
+        if (r < 0) {
+                g_free(sp);
+                return log_error_errno(r, "Media: cannot open the speaker stream: %m");
+        }
+        sp->m = media_ref(m);
+        /* Paced by the jitter buffer upstream; the stream's ring absorbs the rest. */
+        g_object_set(sink, "caps", caps, "sync", FALSE, "async", FALSE, NULL);
+        gst_app_sink_set_callbacks(GST_APP_SINK(sink), &callbacks, sp, speaker_free);
+        return 0;
 }
 
 /* Builds and links the decoding branch for one webrtcbin src pad. Runs on a streaming thread,
@@ -1005,13 +1110,10 @@ static int media_link_receive_branch(Media *m, GstPad *pad, const GstCaps *caps)
                     !(chain[n++] = make_element("audioconvert")) ||
                     !(chain[n++] = make_element("audioresample")) ||
                     !(play_volume = chain[n++] = make_element("volume")) ||
-                    !(chain[n++] = make_element("pipewiresink")))
+                    !(chain[n++] = make_element("appsink")))
                         goto fail;
-                if (m->output_target)
-                        g_object_set(chain[n - 1], "target-object", m->output_target, NULL);
-                set_stream_properties(chain[n - 1], "props,media.role=Communication");
-                /* A sink added to a playing live pipeline must not wait for preroll. */
-                g_object_set(chain[n - 1], "async", FALSE, NULL);
+                if (media_attach_speaker(m, chain[n - 1]) < 0)
+                        goto fail;
         } else {
                 if (!(chain[n++] = make_element("fakesink")))
                         goto fail;
@@ -1285,20 +1387,6 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *message, gpointer userda
 
 /* ---- send codec ---- */
 
-/* Upstream of volume the caps are fixed (48 kHz mono), yet relinking the encoder sends a RECONFIGURE
- * upstream, and pipewiresrc (0.3.65) answers every RECONFIGURE by disconnecting and reconnecting
- * its PipeWire stream: a gap, and from then on buffers without timestamps, so the payloader
- * repeats one RTP timestamp and the far end's decoder resyncs every few packets (measured: 1003 Hz
- * instead of 1000 at a G.711 far end). volume renegotiates its own src pad; nothing goes further. */
-static GstPadProbeReturn on_upstream_event(GstPad *pad, GstPadProbeInfo *info, gpointer userdata) {
-        GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
-
-        if (event && GST_EVENT_TYPE(event) == GST_EVENT_RECONFIGURE)
-                return GST_PAD_PROBE_DROP;
-        return GST_PAD_PROBE_OK;
-}
-
-/* The elements between volume and rtpdtmfmux for f's codec and payload type, not in a bin yet. */
 static int media_make_encoder(const MediaFormat *f, GstElement *ret[MEDIA_ENCODER_MAX], size_t *ret_n) {
         const char *names[MEDIA_ENCODER_MAX] = {};
         size_t n = 0;
@@ -1556,8 +1644,12 @@ static int media_build(Media *m, const MediaConfig *config) {
         g_autofree char *preferences = NULL;
         int r;
 
+        r = pw_audio_new("bwcall-pw", &m->pw);
+        if (r < 0)
+                return log_error_errno(r, "Media: cannot connect to PipeWire (is it running?): %m");
+
         m->pipeline = gst_pipeline_new("bwcall-media");
-        src = make_element("pipewiresrc");
+        src = make_element("appsrc");
         convert = make_element("audioconvert");
         resample = make_element("audioresample");
         capsfilter = make_element("capsfilter");
@@ -1594,11 +1686,9 @@ static int media_build(Media *m, const MediaConfig *config) {
         }
         m->n_encoder = n_encoder;
 
-        /* pipewiresrc would provide the pipeline clock (GstPipeWireClock), which jumped by ~1600 s
-         * here once the speaker stream joined the graph. rtpdtmfsrc stamps digits from the clock,
-         * and rtpdtmfmux then drops every Opus packet older than the last digit: the microphone
-         * went silent for good after the first DTMF. The monotonic system clock has no such jumps,
-         * and pipewiresrc timestamps follow it as well (measured: 5-30 ms behind, no drift). */
+        /* The monotonic system clock: rtpdtmfsrc stamps digits from the clock and rtpdtmfmux drops
+         * every packet older than the last digit, so the clock must never jump (pipewiresrc's
+         * GstPipeWireClock, used before, jumped by ~1600 s once the speaker joined the graph). */
         {
                 GstClock *clock = gst_system_clock_obtain();
 
@@ -1606,14 +1696,24 @@ static int media_build(Media *m, const MediaConfig *config) {
                 gst_object_unref(clock);
         }
 
-        /* pipewiresrc stalls after 16 buffers in 0.3.65 unless it copies (platform-notes §3). Its
-         * buffers carry no PTS here (only the first one: 0), and without timestamps an encoder
-         * linked later (the G.711 swap) stamps nothing and the RTP timestamp never advances:
-         * do-timestamp stamps each buffer with the running time at capture. */
-        g_object_set(src, "always-copy", TRUE, "do-timestamp", TRUE, NULL);
-        if (config->input_target && *config->input_target)
-                g_object_set(src, "target-object", config->input_target, NULL);
-        set_stream_properties(src, "props,media.role=Communication");
+        /* Live, stamped with the running time as each period leaves it (an encoder linked later,
+         * the G.711 swap, needs timestamps or the RTP timestamp never advances). Never blocks the
+         * PipeWire thread: when the pipeline stalls, the oldest audio goes. */
+        {
+                g_autoptr(GstCaps) mic_caps = gst_caps_from_string(RAW_AUDIO_CAPS);
+
+                m->mic_src = gst_object_ref(src);
+                g_object_set(src, "caps", mic_caps, "is-live", TRUE, "do-timestamp", TRUE, "block", FALSE,
+                             "max-bytes", (guint64) (PW_AUDIO_RATE * sizeof(int16_t) * MIC_QUEUE_MSEC / 1000),
+                             /* A live source's latency: one 10 ms period, up to what it queues. */
+                             "min-latency", (gint64) (10 * GST_MSECOND),
+                             "max-latency", (gint64) (MIC_QUEUE_MSEC * GST_MSECOND), NULL);
+                gst_util_set_object_arg(G_OBJECT(src), "format", "time");
+                gst_util_set_object_arg(G_OBJECT(src), "leaky-type", "downstream");
+        }
+        r = media_open_microphone(m, config->input_target);
+        if (r < 0)
+                return log_error_errno(r, "Media: cannot open the microphone stream: %m");
 
         raw_caps = gst_caps_from_string("audio/x-raw,rate=48000,channels=1");
         g_object_set(capsfilter, "caps", raw_caps, NULL);
@@ -1660,13 +1760,6 @@ static int media_build(Media *m, const MediaConfig *config) {
         }
         if (r < 0)
                 return r;
-
-        {
-                g_autoptr(GstPad) volume_src = gst_element_get_static_pad(m->volume, "src");
-
-                gst_pad_add_probe(volume_src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_upstream_event, NULL,
-                                  NULL);
-        }
 
         m->queue_src = gst_element_get_static_pad(queue, "src");
         gst_pad_add_probe(m->queue_src, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
@@ -1734,16 +1827,15 @@ static int media_create(const MediaConfig *config, const MediaCallbacks *cb, voi
                 return r;
         }
 
-        /* READY connects to PipeWire: quick, and fails right away when PipeWire is not running. */
         if (gst_element_set_state(m->pipeline, GST_STATE_READY) == GST_STATE_CHANGE_FAILURE) {
-                /* The bus usually has the reason (e.g. "can't connect"). */
+                /* The bus usually has the reason. */
                 g_autoptr(GstBus) bus = gst_pipeline_get_bus(GST_PIPELINE(m->pipeline));
                 g_autoptr(GstMessage) msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
                 g_autoptr(GError) error = NULL;
 
                 if (msg)
                         gst_message_parse_error(msg, &error, NULL);
-                log_error("Media: cannot start the pipeline (%s: %s); is PipeWire running?",
+                log_error("Media: cannot start the pipeline (%s: %s).",
                           msg ? GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)) : "pipeline",
                           error ? error->message : "state change failed");
                 media_free(m);
@@ -1758,9 +1850,8 @@ static void media_start(Media *m) {
         g_source_set_callback(m->offer_timeout, on_offer_timeout, m, NULL);
         g_source_attach(m->offer_timeout, m->context);
 
-        /* READY -> PAUSED waits in pipewiresrc until PipeWire has linked the stream, and for up to
-         * 30 s (fixed in 0.3.65) when it cannot be linked (missing target, no source at all). That
-         * must not stall the main loop: a GStreamer worker does it. */
+        /* Starting webrtcbin (libnice agent, DTLS certificate) takes a while: a GStreamer worker
+         * does it, off the main loop. */
         g_atomic_int_set(&m->starting, 1);
         gst_element_call_async(m->pipeline, media_start_async, media_ref(m), media_unref_notify);
 }
@@ -2254,8 +2345,8 @@ static GCond teardown_cond;
 static unsigned teardowns;
 
 static gpointer teardown_thread(gpointer pipeline) {
-        /* Joins the streaming threads; may take a while when pipewiresrc/webrtcbin are slow to
-         * stop (seen under ASan), which must never stall the daemon's main loop. */
+        /* Joins the streaming threads; may take a while when webrtcbin is slow to stop (seen
+         * under ASan), which must never stall the daemon's main loop. */
         gst_element_set_state(pipeline, GST_STATE_NULL);
         gst_object_unref(pipeline);
         g_mutex_lock(&teardown_lock);
@@ -2289,6 +2380,8 @@ Media *media_free(Media *m) {
         }
         media_dtmf_cancel_timer(m);
         g_queue_clear_full(&m->dtmf_queue, g_free);
+        /* No more microphone pushes from here on; the speaker streams go with their appsinks. */
+        m->mic = pw_audio_stream_free(m->mic);
         if (m->bus_source) {
                 g_source_destroy(m->bus_source);
                 g_clear_pointer(&m->bus_source, g_source_unref);
@@ -2298,8 +2391,8 @@ Media *media_free(Media *m) {
                         if (m->handler_ids[i] != 0)
                                 g_signal_handler_disconnect(m->webrtcbin, m->handler_ids[i]);
         if (m->pipeline && g_atomic_int_get(&m->starting)) {
-                /* The start is still blocked in pipewiresrc (see media_start()); our state change
-                 * would wait for it. A worker stops and drops the pipeline instead. The callbacks
+                /* The start is still running (see media_start()); our state change would wait
+                 * for it. A worker stops and drops the pipeline instead. The callbacks
                  * are already cut off above, so nothing reaches the user from it. */
                 GstElement *pipeline = m->pipeline; /* the worker takes our reference */
 
@@ -2330,7 +2423,7 @@ static gpointer prewarm_thread(gpointer unused) {
         /* Loading the plugins (dlopen, registry lookups) otherwise lands on the first call too. */
         static const char *const factories[] = {
                 "webrtcbin", "opusenc", "opusdec", "rtpopuspay", "rtpopusdepay", "rtpdtmfmux", "rtpdtmfsrc",
-                "pipewiresrc", "pipewiresink", "audioconvert", "audioresample", "volume",
+                "appsrc", "appsink", "audioconvert", "audioresample", "volume",
         };
         GstElement *e;
 

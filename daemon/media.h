@@ -8,8 +8,8 @@
 
 #include "macro.h"
 
-/* One call's WebRTC media: a webrtcbin with the PipeWire microphone (pipewiresrc) and speaker
- * (pipewiresink), both with media.role=Communication. Non-trickle: the offer is handed out
+/* One call's WebRTC media: a webrtcbin with a PipeWire microphone and speaker (streams of our
+ * own, common/pw-audio.h), both with media.role=Communication. Non-trickle: the offer is handed out
  * only once ICE gathering is complete and carries every candidate. All callbacks run on the
  * thread-default GMainContext that was current when media_new() was called (the daemon's
  * main loop), never on GStreamer streaming threads. This file knows nothing about SIP or
@@ -22,8 +22,8 @@ typedef struct MediaConfig {
         bool upnp;                        /* libnice UPnP-IGD; off by default */
         const char *const *stun_servers;  /* "stun://host:port" list; NULL = none */
         unsigned latency_ms;              /* webrtcbin jitter buffer; 0 = 40 ms default */
-        const char *input_target;         /* pipewiresrc target-object; NULL = default source */
-        const char *output_target;        /* pipewiresink target-object; NULL = default sink */
+        const char *input_target;         /* microphone node.name; NULL = default source */
+        const char *output_target;        /* speaker node.name; NULL = default sink */
 } MediaConfig;
 
 typedef struct MediaCallbacks {
