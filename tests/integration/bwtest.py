@@ -379,21 +379,11 @@ LingerMSec=3000
         return self.monitor_lines
 
     def play_tone(self, freq, target="mic-feed"):
-        """Starts a tone into `target`. The tone is test equipment, not the product: PipeWire
-        0.3.65's client connect has been seen to stall (once in ~40 runs, under ASan and load)
-        before the stream exists, so a stalled start is stopped and tried once more."""
-        for attempt in (1, 2):
-            name = f"tone-{freq}" if attempt == 1 else f"tone-{freq}-retry"
-            p = self.spawn([BWAUDIO_PROBE, "play", "--freq", str(freq), "--target", target], name)
-            lines = Lines(name, stream=p.stdout)
-            try:
-                lines.wait_for(lambda it: "PLAYING" in it, 10 if attempt == 1 else 20, "tone playback")
-                return p
-            except TestFailure:
-                self.stop(p)
-                if attempt == 2:
-                    raise
-                log(f"tone {freq} Hz did not start playing; starting the probe again")
+        """Starts a tone into `target`; returns once PipeWire pulls it (the stream is linked)."""
+        name = f"tone-{freq}"
+        p = self.spawn([BWAUDIO_PROBE, "play", "--freq", str(freq), "--target", target], name)
+        Lines(name, stream=p.stdout).wait_for(lambda it: "PLAYING" in it, 20, "tone playback")
+        return p
 
     def record(self, target="test-sink", seconds=3):
         r = subprocess.run([BWAUDIO_PROBE, "record", "--target", target, "--monitor", "--seconds", str(seconds)],

@@ -3,14 +3,15 @@
  *
  *   bwaudio-probe play --freq HZ [--target NODE] [--volume V]
  *        Plays a sine into NODE (e.g. mic-feed, the harness's microphone feed) until SIGINT or
- *        SIGTERM. Prints "PLAYING" once the pipeline is playing.
+ *        SIGTERM. Prints "PLAYING" once PipeWire pulls audio from it (the stream is linked).
  *   bwaudio-probe record [--target NODE] --seconds N [--monitor]
  *        Records from NODE (with --monitor: the monitor of the sink NODE) and prints one JSON line
  *        per second of received audio, {"second":i,"hz":..,"dbfs":..}, then
  *        {"dominant_hz":..,"seconds":N}. Gives up after N+5 s of wall clock (exit 1).
  *
  * Used by the integration tests and the demo against the private PipeWire of
- * tests/harness/harness.sh. */
+ * tests/harness/harness.sh. PipeWire streams of our own (common/pw-audio.h), like bwcalld: the
+ * GStreamer plugin's pipewiresink stalled in its READY change here under load. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -18,31 +19,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <glib-unix.h>
-#include <gst/app/gstappsink.h>
-#include <gst/gst.h>
+#include <glib.h>
 
 #include "goertzel.h"
 #include "log.h"
+#include "pw-audio.h"
 
-#define RATE 48000
+#define RATE PW_AUDIO_RATE
 #define SLACK_SECONDS 5
 
 typedef struct Probe {
         GMainLoop *loop;
-        GstElement *pipeline;
         int exit_code;
-        bool playing_announced;
-        gint starting; /* atomic: the state change to PLAYING is still running */
+
+        /* play mode: data thread only, but for the flag */
+        double phase, phase_step, amplitude;
+        gint playing; /* atomic: PipeWire pulled audio once */
 
         /* record mode */
         unsigned seconds_wanted;
         unsigned seconds_done;    /* main thread */
         int *hz_per_second;       /* main thread */
-        int16_t *block;           /* streaming thread only */
-        size_t block_fill;        /* streaming thread only */
+        int16_t *block;           /* data thread only */
+        size_t block_fill;        /* data thread only */
+        gint samples_seen;        /* atomic */
 } Probe;
 
 typedef struct Block {
@@ -67,41 +69,37 @@ static gboolean on_signal(gpointer userdata) {
         return G_SOURCE_CONTINUE;
 }
 
-static gboolean on_bus_message(GstBus *bus, GstMessage *message, gpointer userdata) {
+static gboolean on_failed_main(gpointer userdata) {
         Probe *p = userdata;
 
-        switch (GST_MESSAGE_TYPE(message)) {
-        case GST_MESSAGE_ERROR: {
-                g_autoptr(GError) error = NULL;
-                g_autofree char *debug = NULL;
+        probe_quit(p, 1);
+        return G_SOURCE_REMOVE;
+}
 
-                gst_message_parse_error(message, &error, &debug);
-                log_error("%s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(message)),
-                          error ? error->message : "error");
-                probe_quit(p, 1);
-                break;
-        }
-        case GST_MESSAGE_EOS:
-                log_error("Unexpected end of stream.");
-                probe_quit(p, 1);
-                break;
-        case GST_MESSAGE_STATE_CHANGED: {
-                GstState new_state;
+/* PipeWire's loop thread. */
+static void on_failed(const char *message, void *userdata) {
+        log_error("PipeWire stream failed: %s", message);
+        g_idle_add(on_failed_main, userdata);
+}
 
-                if (GST_MESSAGE_SRC(message) != GST_OBJECT(p->pipeline))
-                        break;
-                gst_message_parse_state_changed(message, NULL, &new_state, NULL);
-                if (new_state == GST_STATE_PLAYING && !p->playing_announced && p->seconds_wanted == 0) {
-                        p->playing_announced = true;
-                        printf("PLAYING\n");
-                        fflush(stdout);
-                }
-                break;
+static gboolean on_playing(gpointer userdata) {
+        printf("PLAYING\n");
+        fflush(stdout);
+        return G_SOURCE_REMOVE;
+}
+
+/* PipeWire's data thread: the next n samples of the sine. */
+static void on_fill(int16_t *samples, size_t n, void *userdata) {
+        Probe *p = userdata;
+
+        for (size_t i = 0; i < n; i++) {
+                samples[i] = (int16_t) lround(p->amplitude * 32767.0 * sin(p->phase));
+                p->phase += p->phase_step;
+                if (p->phase >= 2 * M_PI)
+                        p->phase -= 2 * M_PI;
         }
-        default:
-                break;
-        }
-        return G_SOURCE_CONTINUE;
+        if (g_atomic_int_compare_and_exchange(&p->playing, 0, 1))
+                g_idle_add(on_playing, p);
 }
 
 static int most_common_hz(const int *hz, unsigned n) {
@@ -155,21 +153,16 @@ static void block_free(gpointer userdata) {
         g_free(b);
 }
 
-/* Streaming thread: cut the S16LE mono stream into one-second blocks for the main thread. */
-static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer userdata) {
+/* PipeWire's data thread: cut the stream into one-second blocks for the main thread. */
+static void on_captured(const int16_t *samples, size_t n, void *userdata) {
         Probe *p = userdata;
-        g_autoptr(GstSample) sample = gst_app_sink_pull_sample(sink);
-        GstBuffer *buffer = sample ? gst_sample_get_buffer(sample) : NULL;
-        GstMapInfo map;
-        size_t n, off = 0;
+        size_t off = 0;
 
-        if (!buffer || !gst_buffer_map(buffer, &map, GST_MAP_READ))
-                return GST_FLOW_OK;
-        n = map.size / sizeof(int16_t);
+        g_atomic_int_set(&p->samples_seen, 1);
         while (off < n) {
                 size_t take = MIN(n - off, (size_t) RATE - p->block_fill);
 
-                memcpy(p->block + p->block_fill, map.data + off * sizeof(int16_t), take * sizeof(int16_t));
+                memcpy(p->block + p->block_fill, samples + off, take * sizeof(int16_t));
                 p->block_fill += take;
                 off += take;
                 if (p->block_fill == RATE) {
@@ -177,13 +170,10 @@ static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer userdata) {
 
                         b->probe = p;
                         b->samples = g_memdup2(p->block, RATE * sizeof(int16_t));
-                        /* Always queued: invoke() could run on_block here while the loop is idle. */
                         g_idle_add_full(G_PRIORITY_DEFAULT, on_block, b, block_free);
                         p->block_fill = 0;
                 }
         }
-        gst_buffer_unmap(buffer, &map);
-        return GST_FLOW_OK;
 }
 
 static gboolean on_deadline(gpointer userdata) {
@@ -191,83 +181,10 @@ static gboolean on_deadline(gpointer userdata) {
 
         log_error("Received only %u of %u seconds of audio within %u s%s.", p->seconds_done,
                   p->seconds_wanted, p->seconds_wanted + SLACK_SECONDS,
-                  g_atomic_int_get(&p->starting) ? " (the stream was never linked: does the node exist?)"
-                                                 : "");
+                  g_atomic_int_get(&p->samples_seen) ? ""
+                                                     : " (the stream was never linked: does the node exist?)");
         probe_quit(p, 1);
         return G_SOURCE_REMOVE;
-}
-
-static gboolean on_start_failed(gpointer userdata) {
-        Probe *p = userdata;
-
-        log_error("Cannot start the pipeline (is PipeWire running, does the node exist?).");
-        probe_quit(p, 1);
-        return G_SOURCE_REMOVE;
-}
-
-/* pipewiresrc 0.3.65 blocks its READY -> PAUSED change until PipeWire links the stream, for up to
- * 30 s when it cannot: done on a worker so that the deadline still works. */
-static void start_async(GstElement *pipeline, gpointer userdata) {
-        Probe *p = userdata;
-
-        /* READY connects to PipeWire: fails right away when it is not running, but the core sync
-         * after connecting has been seen to stall under load, so it is off the main thread too. */
-        if (gst_element_set_state(pipeline, GST_STATE_READY) == GST_STATE_CHANGE_FAILURE ||
-            gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
-                g_idle_add(on_start_failed, p);
-        g_atomic_int_set(&p->starting, 0);
-}
-
-static GstElement *make(GstElement *bin, const char *factory) {
-        GstElement *e = gst_element_factory_make(factory, NULL);
-
-        if (!e) {
-                log_error("GStreamer element '%s' is missing.", factory);
-                return NULL;
-        }
-        gst_bin_add(GST_BIN(bin), e);
-        return e;
-}
-
-static int build_play(Probe *p, double freq, double volume, const char *target) {
-        GstElement *src, *convert, *resample, *sink;
-
-        if (!(src = make(p->pipeline, "audiotestsrc")) || !(convert = make(p->pipeline, "audioconvert")) ||
-            !(resample = make(p->pipeline, "audioresample")) || !(sink = make(p->pipeline, "pipewiresink")))
-                return -ENODEV;
-        g_object_set(src, "is-live", TRUE, "freq", freq, "volume", volume, NULL);
-        gst_util_set_object_arg(G_OBJECT(src), "wave", "sine");
-        if (target)
-                g_object_set(sink, "target-object", target, NULL);
-        if (!gst_element_link_many(src, convert, resample, sink, NULL))
-                return log_error_errno(-EINVAL, "Cannot link the play pipeline.");
-        return 0;
-}
-
-static int build_record(Probe *p, const char *target, bool monitor) {
-        GstElement *src, *convert, *resample, *sink;
-        g_autoptr(GstCaps) caps = NULL;
-        GstAppSinkCallbacks callbacks = { .new_sample = on_new_sample };
-
-        if (!(src = make(p->pipeline, "pipewiresrc")) || !(convert = make(p->pipeline, "audioconvert")) ||
-            !(resample = make(p->pipeline, "audioresample")) || !(sink = make(p->pipeline, "appsink")))
-                return -ENODEV;
-        /* pipewiresrc stalls after 16 buffers in 0.3.65 unless it copies (platform-notes §3). */
-        g_object_set(src, "always-copy", TRUE, NULL);
-        if (target)
-                g_object_set(src, "target-object", target, NULL);
-        if (monitor) {
-                GstStructure *props = gst_structure_new_from_string("props,stream.capture.sink=true");
-
-                g_object_set(src, "stream-properties", props, NULL);
-                gst_structure_free(props);
-        }
-        caps = gst_caps_from_string("audio/x-raw,format=S16LE,channels=1,rate=48000,layout=interleaved");
-        g_object_set(sink, "caps", caps, "sync", FALSE, NULL);
-        gst_app_sink_set_callbacks(GST_APP_SINK(sink), &callbacks, p, NULL);
-        if (!gst_element_link_many(src, convert, resample, sink, NULL))
-                return log_error_errno(-EINVAL, "Cannot link the record pipeline.");
-        return 0;
 }
 
 static void usage(FILE *f) {
@@ -284,16 +201,16 @@ int main(int argc, char *argv[]) {
                 {},
         };
         Probe p = { .exit_code = 1 };
+        PwAudio *audio = NULL;
+        PwAudioStream *stream = NULL;
         const char *mode, *target = NULL;
         double freq = 1000, volume = 0.5;
         long seconds = 0;
         bool monitor = false, play;
-        g_autoptr(GstBus) bus = NULL;
         char *end;
         int c, r;
 
         log_setup("bwaudio-probe");
-        gst_init(&argc, &argv);
 
         if (argc < 2 || (strcmp(argv[1], "play") != 0 && strcmp(argv[1], "record") != 0)) {
                 usage(stderr);
@@ -348,38 +265,55 @@ int main(int argc, char *argv[]) {
         }
 
         p.loop = g_main_loop_new(NULL, FALSE);
-        p.pipeline = gst_pipeline_new(mode);
-        if (play)
-                r = build_play(&p, freq, volume, target);
-        else {
+        r = pw_audio_new("bwaudio-probe", &audio);
+        if (r < 0) {
+                log_error_errno(r, "Cannot connect to PipeWire: %m");
+                goto finish;
+        }
+        if (play) {
+                const PwAudioStreamConfig config = {
+                        .direction = PW_AUDIO_PLAYBACK,
+                        .name = "bwaudio-probe tone",
+                        .target = target,
+                        .fill = on_fill,
+                        .failed = on_failed,
+                        .userdata = &p,
+                };
+
+                p.phase_step = 2 * M_PI * freq / RATE;
+                p.amplitude = volume;
+                r = pw_audio_stream_new(audio, &config, &stream);
+        } else {
+                const PwAudioStreamConfig config = {
+                        .direction = PW_AUDIO_CAPTURE,
+                        .name = "bwaudio-probe recorder",
+                        .target = target,
+                        .monitor = monitor,
+                        .captured = on_captured,
+                        .failed = on_failed,
+                        .userdata = &p,
+                };
+
                 p.seconds_wanted = (unsigned) seconds;
                 p.hz_per_second = g_new0(int, p.seconds_wanted);
                 p.block = g_new0(int16_t, RATE);
-                r = build_record(&p, target, monitor);
+                r = pw_audio_stream_new(audio, &config, &stream);
         }
-        if (r < 0)
+        if (r < 0) {
+                log_error_errno(r, "Cannot create the PipeWire stream: %m");
                 goto finish;
+        }
 
-        bus = gst_pipeline_get_bus(GST_PIPELINE(p.pipeline));
-        gst_bus_add_watch(bus, on_bus_message, &p);
         g_unix_signal_add(SIGINT, on_signal, &p);
         g_unix_signal_add(SIGTERM, on_signal, &p);
         if (!play)
                 g_timeout_add_seconds(p.seconds_wanted + SLACK_SECONDS, on_deadline, &p);
-
-        g_atomic_int_set(&p.starting, 1);
-        gst_element_call_async(p.pipeline, start_async, &p, NULL);
         g_main_loop_run(p.loop);
 
-        if (g_atomic_int_get(&p.starting)) {
-                /* Stopping would wait for the blocked start; never hang, leave now. */
-                fflush(stdout);
-                _exit(p.exit_code);
-        }
-        gst_element_set_state(p.pipeline, GST_STATE_NULL);
-        gst_bus_remove_watch(bus);
 finish:
-        gst_object_unref(p.pipeline);
+        /* The stream first: its callbacks use p. */
+        pw_audio_stream_free(stream);
+        pw_audio_unref(audio);
         g_main_loop_unref(p.loop);
         g_free(p.hz_per_second);
         g_free(p.block);
