@@ -27,6 +27,8 @@ bool arg_no_wait = false;
 bool arg_follow = false;
 bool arg_stats = false;
 const char *arg_dtmf_method = NULL;
+const char *arg_input = NULL;
+const char *arg_output = NULL;
 uint32_t arg_reject_code = 0;
 static bool arg_reject_code_set = false;
 
@@ -69,7 +71,15 @@ static void help(void) {
                "  dtmf [CALL] DIGITS     Send DTMF digits: 0-9 A-D * #, ',' pauses 2 s\n"
                "  transfer [CALL] TARGET Blind transfer to TARGET; returns when the far end\n"
                "                         reported the outcome\n"
-               "  calls                  List the calls and their properties\n\n"
+               "  calls                  List the calls and their properties\n"
+               "  input [CALL] NODE      Move a call's microphone to PipeWire node NODE\n"
+               "                         ('default': the system default); no renegotiation\n"
+               "  output [CALL] NODE     Move a call's speaker likewise\n\n"
+               "Audio devices:\n"
+               "  devices                List microphones and speakers (PipeWire nodes)\n"
+               "  device input|output NODE\n"
+               "                         The microphone/speaker for new calls ('default':\n"
+               "                         follow the system default)\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
@@ -85,6 +95,8 @@ static void help(void) {
                "     --follow            dial: print state changes until the call ends\n"
                "     --dtmf-method M     dial: send DTMF as rfc4733 (in the media) or info\n"
                "                         (SIP INFO) on this call\n"
+               "     --input NODE        dial: the microphone for this call\n"
+               "     --output NODE       dial: the speaker for this call\n"
                "     --code N            reject: the SIP status, 300-699 (default: 486)\n"
                "     --stats             calls: also show media statistics\n\n"
                "Exit status: 0 success, 1 operation or call failed (wait-incoming: timed out),\n"
@@ -395,7 +407,7 @@ static void print_property(const char *name, json_object *value) {
 }
 
 /* All properties of the Phone as a JSON object; an exit status on failure. */
-static int phone_get_properties(const char *verb, json_object **ret) {
+static int phone_get_properties(const char *verb, const char *interface, json_object **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -407,7 +419,7 @@ static int phone_get_properties(const char *verb, json_object **ret) {
                 return r;
 
         r = client_call_method(bus, BWCALL_PHONE_PATH, "org.freedesktop.DBus.Properties", "GetAll", &error,
-                               &reply, "s", BWCALL_PHONE_IFACE);
+                               &reply, "s", interface);
         if (r < 0)
                 return report_bus_error(verb, &error, r);
 
@@ -427,7 +439,7 @@ static int verb_status(int argc, char **argv) {
         json_object *v;
         int r;
 
-        r = phone_get_properties(argv[0], &props);
+        r = phone_get_properties(argv[0], BWCALL_PHONE_IFACE, &props);
         if (r != EXIT_OK)
                 return r;
 
@@ -711,7 +723,7 @@ static int verb_token_show(void) {
         json_object *v;
         int r;
 
-        r = phone_get_properties("token", &props);
+        r = phone_get_properties("token", BWCALL_PHONE_IFACE, &props);
         if (r != EXIT_OK)
                 return r;
         out = json_object_new_object();
@@ -807,6 +819,97 @@ static int verb_token(int argc, char **argv) {
         return print_ok(NULL, NULL, NULL);
 }
 
+/* "default" (or "") follows the system default. */
+static const char *device_arg(const char *arg) {
+        return strcmp(arg, "default") == 0 ? "" : arg;
+}
+
+static int verb_call_device(int argc, char **argv) {
+        bool input = strcmp(argv[0], "input") == 0;
+        const char *call, *node;
+
+        split_call_arg(argc, argv, &call, &node);
+        node = device_arg(node);
+        return call_method(argv[0], call, CALL_UP, "NODE", false, argv[0], json_object_new_string(node),
+                           input ? "SetInput" : "SetOutput", "s", node);
+}
+
+/* The device lists: [(node, description, is_default)] as JSON arrays. */
+static void print_device_list(const char *title, json_object *list, json_object *chosen) {
+        const char *c = chosen ? json_object_get_string(chosen) : "";
+
+        printf("%s:\n", title);
+        for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+                json_object *d = json_object_array_get_idx(list, i);
+                const char *node = json_object_get_string(json_object_array_get_idx(d, 0));
+                const char *description = json_object_get_string(json_object_array_get_idx(d, 1));
+                bool is_default = json_object_get_boolean(json_object_array_get_idx(d, 2));
+
+                printf("  %s %-24s %s%s\n", c && strcmp(c, node) == 0 ? "*" : " ", node, description,
+                       is_default ? " (system default)" : "");
+        }
+        printf("  for new calls: %s\n", c && *c ? c : "the system default");
+}
+
+static json_object *device_list_json(json_object *list) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && list && i < json_object_array_length(list); i++) {
+                json_object *d = json_object_array_get_idx(list, i), *o = json_object_new_object();
+
+                if (!o)
+                        break;
+                json_object_object_add(o, "node", json_object_get(json_object_array_get_idx(d, 0)));
+                json_object_object_add(o, "description", json_object_get(json_object_array_get_idx(d, 1)));
+                json_object_object_add(o, "default", json_object_get(json_object_array_get_idx(d, 2)));
+                json_object_array_add(a, o);
+        }
+        return a;
+}
+
+static int verb_devices(int argc, char **argv) {
+        _cleanup_(json_object_putp) json_object *props = NULL;
+        int r;
+
+        r = phone_get_properties(argv[0], BWCALL_AUDIO_IFACE, &props);
+        if (r != EXIT_OK)
+                return r;
+        if (arg_json) {
+                _cleanup_(json_object_putp) json_object *j = json_object_new_object();
+
+                if (!j)
+                        return log_oom(), EXIT_FAILED;
+                json_object_object_add(j, "inputs", device_list_json(json_object_object_get(props, "Inputs")));
+                json_object_object_add(j, "outputs", device_list_json(json_object_object_get(props, "Outputs")));
+                json_object_object_add(j, "input", json_object_get(json_object_object_get(props, "Input")));
+                json_object_object_add(j, "output", json_object_get(json_object_object_get(props, "Output")));
+                print_json(j);
+                return EXIT_OK;
+        }
+        print_device_list("Microphones", json_object_object_get(props, "Inputs"), json_object_object_get(props, "Input"));
+        print_device_list("Speakers", json_object_object_get(props, "Outputs"), json_object_object_get(props, "Output"));
+        return EXIT_OK;
+}
+
+/* device input|output NODE: the device for new calls. */
+static int verb_device(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *kind = argv[1], *node = device_arg(argv[2]);
+        int r;
+
+        if (strcmp(kind, "input") != 0 && strcmp(kind, "output") != 0)
+                return report_usage("device: Unknown device kind \"%s\" (expected input or output)", kind);
+        r = client_open_bus(&bus);
+        if (r != EXIT_OK)
+                return r;
+        r = client_call_method(bus, BWCALL_PHONE_PATH, BWCALL_AUDIO_IFACE,
+                               strcmp(kind, "input") == 0 ? "SetInput" : "SetOutput", &error, NULL, "s", node);
+        if (r < 0)
+                return report_bus_error("device", &error, r);
+        return print_ok(NULL, kind, json_object_new_string(node));
+}
+
 typedef struct Verb {
         const char *name;
         int min_args, max_args; /* not counting the verb */
@@ -824,6 +927,8 @@ static const Verb verbs[] = {
         { "hold", 0, 1, verb_hold },             { "resume", 0, 1, verb_hold },
         { "dtmf", 1, 2, verb_dtmf },             { "transfer", 1, 2, verb_transfer },
         { "wait-incoming", 0, 0, verb_wait_incoming },
+        { "devices", 0, 0, verb_devices },       { "device", 2, 2, verb_device },
+        { "input", 1, 2, verb_call_device },     { "output", 1, 2, verb_call_device },
 };
 
 static const char *const wait_states[] = { "ringing", "early-media", "active", "terminated", NULL };
@@ -841,6 +946,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_STATS,
                 ARG_DTMF_METHOD,
                 ARG_CODE,
+                ARG_INPUT,
+                ARG_OUTPUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -853,6 +960,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "stats", no_argument, NULL, ARG_STATS },
                 { "dtmf-method", required_argument, NULL, ARG_DTMF_METHOD },
                 { "code", required_argument, NULL, ARG_CODE },
+                { "input", required_argument, NULL, ARG_INPUT },
+                { "output", required_argument, NULL, ARG_OUTPUT },
                 {}
         };
         bool version = false;
@@ -929,6 +1038,12 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_reject_code_set = true;
                         break;
                 }
+                case ARG_INPUT:
+                        arg_input = device_arg(optarg);
+                        break;
+                case ARG_OUTPUT:
+                        arg_output = device_arg(optarg);
+                        break;
                 case ':':
                         return -report_usage("Option %s needs an argument", argv[optind - 1]);
                 case '?':
@@ -979,6 +1094,8 @@ static int dispatch(int argc, char **argv) {
                 return report_usage("--stats only applies to calls");
         if (arg_dtmf_method && verb->run != verb_dial)
                 return report_usage("--dtmf-method only applies to dial");
+        if ((arg_input || arg_output) && verb->run != verb_dial)
+                return report_usage("--input and --output only apply to dial (see also: bwcall input/output)");
         if (arg_reject_code_set && verb->run != verb_reject)
                 return report_usage("--code only applies to reject");
 

@@ -14,6 +14,7 @@
 #define BWCALL_PHONE_PATH "/org/bwcall/Phone1"
 #define BWCALL_PHONE_IFACE "org.bwcall.Phone1"
 #define BWCALL_CALL_IFACE "org.bwcall.Phone1.Call"
+#define BWCALL_AUDIO_IFACE "org.bwcall.Phone1.Audio"
 #define BWCALL_CALL_PATH_PREFIX "/org/bwcall/Phone1/Call/"
 
 /* Errors that do not come from the daemon get names in the client's own namespace, so that
@@ -37,6 +38,8 @@ extern bool arg_no_wait;
 extern bool arg_follow;
 extern bool arg_stats;
 extern const char *arg_dtmf_method; /* dial: NULL = the daemon's default */
+extern const char *arg_input;        /* dial: microphone node; NULL = the daemon's choice */
+extern const char *arg_output;       /* dial: speaker node; NULL = the daemon's choice */
 extern uint32_t arg_reject_code;    /* reject: 0 = the daemon's default (486) */
 
 /* stderr "bwcall: <message>" and, with --json, {"error":name,"message":...} on stdout.

@@ -328,6 +328,10 @@ int verb_dial(int argc, char **argv) {
                 r = sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}");
         if (r >= 0 && arg_dtmf_method)
                 r = sd_bus_message_append(m, "{sv}", "dtmf-method", "s", arg_dtmf_method);
+        if (r >= 0 && arg_input)
+                r = sd_bus_message_append(m, "{sv}", "input", "s", arg_input);
+        if (r >= 0 && arg_output)
+                r = sd_bus_message_append(m, "{sv}", "output", "s", arg_output);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)

@@ -29,6 +29,7 @@ static const struct {
         { BWCALL_CALL_IFACE, "HoldStateChanged", { "is_hold", "is_remote" } },
         { BWCALL_CALL_IFACE, "DtmfReceived", { "digit" } },
         { BWCALL_CALL_IFACE, "TransferRequested", { "target" } },
+        { BWCALL_CALL_IFACE, "AudioDeviceChanged", { "kind", "node", "reason" } },
         { "org.freedesktop.DBus.Properties", "PropertiesChanged", { "interface", "changed", "invalidated" } },
         { "org.freedesktop.DBus.ObjectManager", "InterfacesAdded", { "object", "interfaces" } },
         { "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved", { "object", "interfaces" } },

@@ -30,6 +30,16 @@ struct PwAudio {
         struct pw_core *core;
 };
 
+struct PwAudioWatch {
+        PwAudio *audio; /* ref */
+        PwAudioWatchCallbacks cb;
+        void *userdata;
+        /* Loop thread only. */
+        struct pw_registry *registry;
+        struct spa_hook registry_listener, core_listener;
+        int sync_seq;
+};
+
 struct PwAudioStream {
         PwAudio *audio; /* ref */
         PwAudioStreamConfig config; /* strings point at the copies below */
@@ -332,5 +342,107 @@ PwAudioStream *pw_audio_stream_free(PwAudioStream *s) {
         g_free(s->target);
         g_free(s->role);
         g_free(s);
+        return NULL;
+}
+
+/* ---- node watch (PipeWire's loop thread) ---- */
+
+static void on_registry_global(void *userdata, uint32_t id, uint32_t permissions, const char *type,
+                               uint32_t version, const struct spa_dict *props) {
+        PwAudioWatch *w = userdata;
+        const char *media_class, *name, *description, *priority;
+        PwAudioNode node;
+
+        if (!props || strcmp(type, PW_TYPE_INTERFACE_Node) != 0)
+                return;
+        media_class = spa_dict_lookup(props, PW_KEY_MEDIA_CLASS);
+        name = spa_dict_lookup(props, PW_KEY_NODE_NAME);
+        if (!media_class || !name ||
+            (strcmp(media_class, "Audio/Source") != 0 && strcmp(media_class, "Audio/Sink") != 0))
+                return;
+        description = spa_dict_lookup(props, PW_KEY_NODE_DESCRIPTION);
+        priority = spa_dict_lookup(props, PW_KEY_PRIORITY_SESSION);
+        node = (PwAudioNode) {
+                .id = id,
+                .name = name,
+                .description = description ? description : name,
+                .media_class = media_class,
+                .priority = priority ? g_ascii_strtoll(priority, NULL, 10) : 0,
+        };
+        w->cb.added(&node, w->userdata);
+}
+
+static void on_registry_global_remove(void *userdata, uint32_t id) {
+        PwAudioWatch *w = userdata;
+
+        /* Ids of other objects too: the watcher ignores the ones it does not know. */
+        w->cb.removed(id, w->userdata);
+}
+
+static const struct pw_registry_events registry_events = {
+        PW_VERSION_REGISTRY_EVENTS,
+        .global = on_registry_global,
+        .global_remove = on_registry_global_remove,
+};
+
+static void on_core_done(void *userdata, uint32_t id, int seq) {
+        PwAudioWatch *w = userdata;
+
+        if (id == PW_ID_CORE && seq == w->sync_seq && w->cb.synced)
+                w->cb.synced(w->userdata);
+}
+
+static void on_core_error(void *userdata, uint32_t id, int seq, int res, const char *message) {
+        PwAudioWatch *w = userdata;
+
+        log_debug("PipeWire: error on object %u: %s (%s)", id, message ? message : "", g_strerror(-res));
+        /* -EPIPE on the core: the connection is gone. */
+        if (id == PW_ID_CORE && res == -EPIPE && w->cb.disconnected)
+                w->cb.disconnected(w->userdata);
+}
+
+static const struct pw_core_events core_events = {
+        PW_VERSION_CORE_EVENTS,
+        .done = on_core_done,
+        .error = on_core_error,
+};
+
+int pw_audio_watch_nodes(PwAudio *a, const PwAudioWatchCallbacks *cb, void *userdata, PwAudioWatch **ret) {
+        PwAudioWatch *w;
+
+        assert(a);
+        assert(cb && cb->added && cb->removed);
+        assert(ret);
+
+        w = g_new0(PwAudioWatch, 1);
+        w->audio = pw_audio_ref(a);
+        w->cb = *cb;
+        w->userdata = userdata;
+        pw_thread_loop_lock(a->loop);
+        w->registry = pw_core_get_registry(a->core, PW_VERSION_REGISTRY, 0);
+        if (!w->registry) {
+                pw_thread_loop_unlock(a->loop);
+                pw_audio_unref(w->audio);
+                g_free(w);
+                return -ENOMEM;
+        }
+        pw_core_add_listener(a->core, &w->core_listener, &core_events, w);
+        pw_registry_add_listener(w->registry, &w->registry_listener, &registry_events, w);
+        w->sync_seq = pw_core_sync(a->core, PW_ID_CORE, 0);
+        pw_thread_loop_unlock(a->loop);
+        *ret = w;
+        return 0;
+}
+
+PwAudioWatch *pw_audio_watch_free(PwAudioWatch *w) {
+        if (!w)
+                return NULL;
+        pw_thread_loop_lock(w->audio->loop);
+        spa_hook_remove(&w->registry_listener);
+        spa_hook_remove(&w->core_listener);
+        pw_proxy_destroy((struct pw_proxy *) w->registry);
+        pw_thread_loop_unlock(w->audio->loop);
+        pw_audio_unref(w->audio);
+        g_free(w);
         return NULL;
 }

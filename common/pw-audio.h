@@ -63,6 +63,31 @@ int pw_audio_stream_set_target(PwAudioStream *s, const char *target);
  * what the ring holds are dropped. Returns the number queued. */
 size_t pw_audio_stream_write(PwAudioStream *s, const int16_t *samples, size_t n);
 
+/* Watching PipeWire's audio devices (Audio/Source and Audio/Sink nodes). The callbacks run on
+ * PipeWire's loop thread; the node's strings are valid during the call only. */
+typedef struct PwAudioNode {
+        uint32_t id;
+        const char *name;        /* node.name */
+        const char *description; /* node.description, else node.name */
+        const char *media_class; /* "Audio/Source" or "Audio/Sink" */
+        int64_t priority;        /* priority.session */
+} PwAudioNode;
+
+typedef struct PwAudioWatchCallbacks {
+        void (*added)(const PwAudioNode *node, void *userdata);
+        void (*removed)(uint32_t id, void *userdata);
+        /* The nodes there at the start have all been reported. */
+        void (*synced)(void *userdata);
+        /* PipeWire went away: no more events from this connection. */
+        void (*disconnected)(void *userdata);
+} PwAudioWatchCallbacks;
+
+typedef struct PwAudioWatch PwAudioWatch;
+
+int pw_audio_watch_nodes(PwAudio *a, const PwAudioWatchCallbacks *cb, void *userdata, PwAudioWatch **ret);
+/* No callback runs after this returns. */
+PwAudioWatch *pw_audio_watch_free(PwAudioWatch *w);
+
 /* How often playback ran dry and had to play silence (after it had started), and how many
  * queued samples it dropped to keep the delay down; for logs and benchmarks. */
 void pw_audio_stream_get_stats(PwAudioStream *s, uint64_t *ret_underruns, uint64_t *ret_dropped);

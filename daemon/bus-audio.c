@@ -8,8 +8,8 @@
 
 /* org.bwcall.Phone1.Audio on /org/bwcall/Phone1: the audio devices and the choice among them. */
 
-static int append_devices(sd_bus_message *reply, const char *class_name) {
-        g_autoptr(GPtrArray) list = audio_devices_list(class_name);
+static int append_devices(sd_bus_message *reply, const AudioDevices *devices, const char *class_name) {
+        const GPtrArray *list = audio_devices_get(devices, class_name);
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "(ssb)");
@@ -27,12 +27,14 @@ static int append_devices(sd_bus_message *reply, const char *class_name) {
 
 static int property_get_inputs(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return append_devices(reply, AUDIO_CLASS_SOURCE);
+        BusContext *ctx = userdata;
+        return append_devices(reply, ctx->phone->devices, AUDIO_CLASS_SOURCE);
 }
 
 static int property_get_outputs(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return append_devices(reply, AUDIO_CLASS_SINK);
+        BusContext *ctx = userdata;
+        return append_devices(reply, ctx->phone->devices, AUDIO_CLASS_SINK);
 }
 
 static int property_get_input(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -76,17 +78,30 @@ static int method_set_output(sd_bus_message *m, void *userdata, sd_bus_error *er
 
 static const sd_bus_vtable audio_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        /* Read afresh at every Get: no change signal until bwcalld watches the registry itself. */
-        SD_BUS_PROPERTY("Inputs", "a(ssb)", property_get_inputs, 0, 0),
-        SD_BUS_PROPERTY("Outputs", "a(ssb)", property_get_outputs, 0, 0),
+        SD_BUS_PROPERTY("Inputs", "a(ssb)", property_get_inputs, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Outputs", "a(ssb)", property_get_outputs, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Input", "s", property_get_input, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Output", "s", property_get_output, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("SetInput", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_set_input,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetOutput", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_set_output,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        /* After Inputs/Outputs changed (one PropertiesChanged carries the new lists). */
+        SD_BUS_SIGNAL("DevicesChanged", NULL, 0),
         SD_BUS_VTABLE_END,
 };
+
+void bus_audio_emit_devices_changed(BusContext *ctx) {
+        static const char *const props[] = { "Inputs", "Outputs", NULL };
+        int r;
+
+        r = sd_bus_emit_properties_changed_strv(ctx->bus, BUS_PHONE_PATH, BUS_AUDIO_INTERFACE, (char **) props);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit PropertiesChanged: %m");
+        r = sd_bus_emit_signal(ctx->bus, BUS_PHONE_PATH, BUS_AUDIO_INTERFACE, "DevicesChanged", "");
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit DevicesChanged: %m");
+}
 
 int bus_audio_register(BusContext *ctx) {
         int r;

@@ -273,6 +273,40 @@ static int method_transfer(sd_bus_message *m, void *userdata, sd_bus_error *erro
         return 1;
 }
 
+static int property_get_device(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Call *c = userdata;
+        const char *node = call_device_in_use(c, strcmp(property, "Input") == 0 ? CALL_DEVICE_INPUT : CALL_DEVICE_OUTPUT);
+
+        return sd_bus_message_append(reply, "s", node ?: "");
+}
+
+/* SetInput/SetOutput on a call: this call only, at once, no SIP. */
+static int set_call_device(sd_bus_message *m, Call *c, CallDevice d, sd_bus_error *error) {
+        const char *node;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &node);
+        if (r < 0)
+                return r;
+        if (!c->phone || !phone_has_device(c->phone, d, node))
+                return sd_bus_error_setf(error, BUS_ERROR_NO_DEVICE, "No %s named '%s' (see the %s property).",
+                                         d == CALL_DEVICE_INPUT ? "microphone" : "speaker", node,
+                                         d == CALL_DEVICE_INPUT ? "Inputs" : "Outputs");
+        r = call_set_device(c, d, node);
+        if (r < 0)
+                return reply_call_error(c, error, r, d == CALL_DEVICE_INPUT ? "set the microphone of" : "set the speaker of");
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_set_input(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return set_call_device(m, userdata, CALL_DEVICE_INPUT, error);
+}
+
+static int method_set_output(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return set_call_device(m, userdata, CALL_DEVICE_OUTPUT, error);
+}
+
 static const sd_bus_vtable call_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -285,6 +319,13 @@ static const sd_bus_vtable call_vtable[] = {
         SD_BUS_PROPERTY("Muted", "b", property_get_bool_field, offsetof(Call, muted),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Reconnecting", "b", property_get_bool_field, offsetof(Call, reconnecting),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* The devices in use; "" = the system default (also while a chosen one is unplugged). */
+        SD_BUS_PROPERTY("Input", "s", property_get_device, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Output", "s", property_get_device, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("SpeakingWhileMuted", "b", property_get_bool_field, offsetof(Call, speaking_while_muted),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MicrophoneSilent", "b", property_get_bool_field, offsetof(Call, microphone_silent),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Cause", "s", property_get_cause, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("SipCode", "u", NULL, offsetof(Call, sip_code), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -306,10 +347,15 @@ static const sd_bus_vtable call_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Transfer", SD_BUS_ARGS("s", target), SD_BUS_NO_RESULT, method_transfer,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetInput", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_set_input,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetOutput", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_set_output,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("StateChanged", SD_BUS_ARGS("s", old, "s", new, "s", cause), 0),
         SD_BUS_SIGNAL_WITH_ARGS("HoldStateChanged", SD_BUS_ARGS("b", is_hold, "b", is_remote), 0),
         SD_BUS_SIGNAL_WITH_ARGS("DtmfReceived", SD_BUS_ARGS("s", digit), 0),
         SD_BUS_SIGNAL_WITH_ARGS("TransferRequested", SD_BUS_ARGS("s", target), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("AudioDeviceChanged", SD_BUS_ARGS("s", kind, "s", node, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -399,4 +445,9 @@ void bus_call_emit_dtmf_received(BusContext *ctx, Call *c, char digit) {
 
 void bus_call_emit_transfer_requested(BusContext *ctx, Call *c, const char *target) {
         call_emit(ctx, c, "TransferRequested", "s", target);
+}
+
+void bus_call_emit_audio_device_changed(BusContext *ctx, Call *c, const char *kind, const char *node,
+                                        const char *reason) {
+        call_emit(ctx, c, "AudioDeviceChanged", "sss", kind, node, reason);
 }

@@ -153,9 +153,19 @@ static int method_dial(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Dial option 'dtmf-method' is '%s'; expected rfc4733 or info.", v);
                         options.dtmf_method = (DtmfMethod) method;
+                } else if (strcmp(key, "input") == 0 || strcmp(key, "output") == 0) {
+                        const char *v;
+
+                        r = sd_bus_message_read(m, "v", "s", &v);
+                        if (r < 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Dial option '%s' must be a string (a PipeWire node name).",
+                                                         key);
+                        *(key[0] == 'i' ? &options.input : &options.output) = v;
                 } else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown Dial option '%s' (known: dtmf-method).", key);
+                                                 "Unknown Dial option '%s' (known: dtmf-method, input, output).",
+                                                 key);
                 r = sd_bus_message_exit_container(m);
                 if (r < 0)
                         return r;
@@ -167,6 +177,10 @@ static int method_dial(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 return r;
 
         r = phone_dial(ctx->phone, number, &options, on_dial_done, sd_bus_message_ref(m), &message);
+        if (r == -ENODEV) {
+                sd_bus_message_unref(m);
+                return bus_error_set_errno(error, r, "%s", message);
+        }
         if (r < 0) {
                 sd_bus_message_unref(m);
                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_NUMBER, "Invalid number \"%s\": %s.", number,
@@ -220,7 +234,8 @@ static int method_check_available_devices(sd_bus_message *m, void *userdata, sd_
         g_autofree char *microphone = NULL, *speaker = NULL, *message = NULL;
         int r;
 
-        r = audio_devices_check(ctx->phone->config, &microphone, &speaker, &message);
+        r = audio_devices_check(ctx->phone->devices, ctx->phone->config->input, ctx->phone->config->output,
+                                &microphone, &speaker, &message);
         if (r < 0)
                 return bus_error_set_errno(error, r, "%s.", message);
         r = sd_bus_message_new_method_return(m, &reply);
@@ -321,6 +336,15 @@ static void on_transfer_requested(Phone *p, Call *c, const char *target, void *u
         bus_call_emit_transfer_requested(userdata, c, target);
 }
 
+static void on_audio_device_changed(Phone *p, Call *c, const char *kind, const char *node, const char *reason,
+                                    void *userdata) {
+        bus_call_emit_audio_device_changed(userdata, c, kind, node, reason);
+}
+
+static void on_devices_changed(Phone *p, void *userdata) {
+        bus_audio_emit_devices_changed(userdata);
+}
+
 static void on_incoming_call(Phone *p, Call *c, const char *from, void *userdata) {
         BusContext *ctx = userdata;
         g_autofree char *path = bus_call_path(c);
@@ -352,6 +376,8 @@ static const PhoneObserver bus_phone_observer = {
         .incoming_call = on_incoming_call,
         .transfer_requested = on_transfer_requested,
         .token_refreshed = on_token_refreshed,
+        .devices_changed = on_devices_changed,
+        .audio_device_changed = on_audio_device_changed,
 };
 
 int bus_phone_register(BusContext *ctx) {

@@ -35,3 +35,6 @@ void bus_call_emit_changed(BusContext *ctx, Call *c, const char *const *properti
 void bus_call_emit_hold_state_changed(BusContext *ctx, Call *c, bool is_hold, bool is_remote);
 void bus_call_emit_dtmf_received(BusContext *ctx, Call *c, char digit);
 void bus_call_emit_transfer_requested(BusContext *ctx, Call *c, const char *target);
+void bus_call_emit_audio_device_changed(BusContext *ctx, Call *c, const char *kind, const char *node,
+                                        const char *reason);
+void bus_audio_emit_devices_changed(BusContext *ctx);

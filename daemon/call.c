@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "call.h"
@@ -20,6 +22,15 @@
 #define CALL_NO_ACK_MS (64 * 500)
 #define CALL_TAG_ALPHABET "0123456789abcdefghijklmnopqrstuv"
 #define CALL_RTP_CHECK_MS 1000
+/* Microphone checks (peers-and-user-needs: "I was talking on mute", "they cannot hear me"):
+ * speech is above -40 dBFS; it must last 3 checks (750 ms) to count, and 8 quiet checks (2 s)
+ * end it. A microphone that delivered only digital silence for 5 s on an answered call is
+ * broken or muted in hardware. */
+#define CALL_MIC_CHECK_MS 250
+#define CALL_SPEECH_DBFS (-40.0)
+#define CALL_SPEECH_CHECKS 3U
+#define CALL_SPEECH_END_CHECKS 8U
+#define CALL_MIC_SILENT_USEC (5 * USEC_PER_SEC)
 /* No RTP this long (or a third of RtpTimeoutMSec, if less): restart ICE, again every
  * CALL_ICE_RESTART_INTERVAL_MS until RTP is back or RtpTimeoutMSec ends the call (Vonage's
  * client: up to 5 restarts 3 s apart within its 10 s media timeout). */
@@ -64,11 +75,14 @@ Call *call_unref(Call *c) {
         g_clear_handle_id(&c->no_answer_timer, g_source_remove);
         g_clear_handle_id(&c->no_ack_timer, g_source_remove);
         g_clear_handle_id(&c->rtp_watchdog, g_source_remove);
+        g_clear_handle_id(&c->mic_check, g_source_remove);
         if (c->info_digits)
                 g_string_free(c->info_digits, TRUE);
         sip_message_free(c->invite);
         g_free(c->answer_sdp);
         g_free(c->remote_display);
+        for (CallDevice d = 0; d < _CALL_DEVICE_MAX; d++)
+                g_free(c->device[d].chosen);
         media_free(c->media);
         sip_dialog_free(c->dialog);
         g_free(c->number);
@@ -171,6 +185,56 @@ static gboolean on_rtp_check(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+static void call_set_flag(Call *c, bool *field, bool value, const char *property) {
+        const char *const props[] = { property, NULL };
+
+        if (*field == value)
+                return;
+        *field = value;
+        phone_notify_call_changed(c->phone, c, props);
+}
+
+static gboolean on_mic_check(gpointer userdata) {
+        Call *c = userdata;
+        uint64_t sound_usec, now = (uint64_t) g_get_monotonic_time();
+        double dbfs;
+        bool loud;
+
+        if (!c->media || call_is_terminated(c)) {
+                c->mic_check = 0;
+                return G_SOURCE_REMOVE;
+        }
+        media_get_input_level(c->media, &dbfs, &sound_usec);
+        loud = dbfs > CALL_SPEECH_DBFS;
+        c->mic_loud_checks = loud ? c->mic_loud_checks + 1 : 0;
+        c->mic_quiet_checks = loud ? 0 : c->mic_quiet_checks + 1;
+        if (!c->muted)
+                call_set_flag(c, &c->speaking_while_muted, false, "SpeakingWhileMuted");
+        else if (c->mic_loud_checks >= CALL_SPEECH_CHECKS)
+                call_set_flag(c, &c->speaking_while_muted, true, "SpeakingWhileMuted");
+        else if (c->mic_quiet_checks >= CALL_SPEECH_END_CHECKS)
+                call_set_flag(c, &c->speaking_while_muted, false, "SpeakingWhileMuted");
+
+        /* Since the answer or the last sound, whichever is later. */
+        if (sound_usec < c->mic_check_start)
+                sound_usec = c->mic_check_start;
+        if (now - sound_usec >= CALL_MIC_SILENT_USEC && !c->microphone_silent) {
+                log_warning("Call %u: the microphone (%s) delivered only silence for %" PRIu64 " s.", c->id,
+                            call_device_in_use(c, CALL_DEVICE_INPUT) ?: "the system default",
+                            (now - sound_usec) / USEC_PER_SEC);
+                call_set_flag(c, &c->microphone_silent, true, "MicrophoneSilent");
+        } else if (now - sound_usec < CALL_MIC_SILENT_USEC)
+                call_set_flag(c, &c->microphone_silent, false, "MicrophoneSilent");
+        return G_SOURCE_CONTINUE;
+}
+
+static void call_start_mic_check(Call *c) {
+        if (c->mic_check)
+                return;
+        c->mic_check_start = (uint64_t) g_get_monotonic_time();
+        c->mic_check = g_timeout_add(CALL_MIC_CHECK_MS, on_mic_check, c);
+}
+
 static void call_start_rtp_watchdog(Call *c) {
         if (c->rtp_watchdog || !c->phone || c->phone->config->rtp_timeout_ms == 0)
                 return;
@@ -194,6 +258,7 @@ void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_co
                 c->start_usec = now_realtime();
                 props = answered_props;
                 call_start_rtp_watchdog(c);
+                call_start_mic_check(c);
         }
         if (state == CALL_STATE_TERMINATED) {
                 g_free(c->cause);
@@ -207,6 +272,7 @@ void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_co
                 g_clear_handle_id(&c->no_answer_timer, g_source_remove);
                 g_clear_handle_id(&c->no_ack_timer, g_source_remove);
                 g_clear_handle_id(&c->rtp_watchdog, g_source_remove);
+                g_clear_handle_id(&c->mic_check, g_source_remove);
                 /* Audio stops the moment the call ends, whatever SIP still has to do. */
                 c->media = media_free(c->media);
         }
@@ -255,7 +321,7 @@ static void call_send_cancel(Call *c) {
 }
 
 static void call_respond_invite(Call *c, unsigned code, const char *contact_uri, const char *sdp);
-static void call_media_config(const Phone *phone, MediaConfig *mc);
+static void call_media_config(const Call *c, MediaConfig *mc);
 static const MediaCallbacks call_media_callbacks;
 
 static gboolean on_timer_b(gpointer userdata) {
@@ -287,7 +353,7 @@ static void on_offer_ready(Media *m, const char *sdp, int error, void *userdata)
                         c->offer_retried = true;
                         log_warning_errno(error, "Call %u: media offer failed (%m); retrying once.", c->id);
                         c->media = media_free(c->media);
-                        call_media_config(c->phone, &mc);
+                        call_media_config(c, &mc);
                         if (media_new_offer(&mc, &call_media_callbacks, c, &c->media) >= 0)
                                 return;
                 }
@@ -369,15 +435,91 @@ static const MediaCallbacks call_media_callbacks = {
         .dtmf_received = on_media_dtmf_received,
 };
 
-static void call_media_config(const Phone *phone, MediaConfig *mc) {
+static void call_media_config(const Call *c, MediaConfig *mc) {
+        const Config *config = c->phone->config;
+
         *mc = (MediaConfig) {
-                .ice_addresses = (const char *const *) phone->config->ice_addresses,
-                .upnp = phone->config->upnp,
-                .stun_servers = (const char *const *) phone->config->stun_servers,
-                .latency_ms = phone->config->latency_ms,
-                .input_target = phone->config->input,
-                .output_target = phone->config->output,
+                .ice_addresses = (const char *const *) config->ice_addresses,
+                .upnp = config->upnp,
+                .stun_servers = (const char *const *) config->stun_servers,
+                .latency_ms = config->latency_ms,
+                .input_target = call_device_in_use(c, CALL_DEVICE_INPUT),
+                .output_target = call_device_in_use(c, CALL_DEVICE_OUTPUT),
         };
+}
+
+static const char *const call_device_names[_CALL_DEVICE_MAX] = {
+        [CALL_DEVICE_INPUT] = "input",
+        [CALL_DEVICE_OUTPUT] = "output",
+};
+
+const char *call_device_to_string(CallDevice d) {
+        return d < _CALL_DEVICE_MAX ? call_device_names[d] : NULL;
+}
+
+const char *call_device_in_use(const Call *c, CallDevice d) {
+        return c->device[d].unplugged ? NULL : c->device[d].chosen;
+}
+
+static void call_devices_init(Call *c, const CallOptions *options) {
+        const Config *config = c->phone->config;
+        const char *input = options && options->input ? options->input : config->input;
+        const char *output = options && options->output ? options->output : config->output;
+
+        c->device[CALL_DEVICE_INPUT].chosen = input && *input ? g_strdup(input) : NULL;
+        c->device[CALL_DEVICE_OUTPUT].chosen = output && *output ? g_strdup(output) : NULL;
+}
+
+/* The one place a call's device in use changes: moves the media and tells the observers. */
+static void call_apply_device(Call *c, CallDevice d, const char *reason) {
+        static const char *const props[_CALL_DEVICE_MAX][2] = {
+                [CALL_DEVICE_INPUT] = { "Input", NULL },
+                [CALL_DEVICE_OUTPUT] = { "Output", NULL },
+        };
+        const char *node = call_device_in_use(c, d);
+        int r = 0;
+
+        if (c->media)
+                r = d == CALL_DEVICE_INPUT ? media_set_input(c->media, node) : media_set_output(c->media, node);
+        if (r < 0)
+                log_warning_errno(r, "Call %u: cannot move the %s to %s: %m", c->id, call_device_to_string(d),
+                                  node ?: "the system default");
+        else
+                log_info("Call %u: %s on %s (%s).", c->id, call_device_to_string(d), node ?: "the system default",
+                         reason);
+        phone_notify_call_changed(c->phone, c, props[d]);
+        phone_notify_audio_device(c->phone, c, call_device_to_string(d), node ?: "", reason);
+}
+
+int call_set_device(Call *c, CallDevice d, const char *node) {
+        assert(c);
+        assert(d < _CALL_DEVICE_MAX);
+
+        if (call_is_terminated(c))
+                return -ESTALE;
+        g_free(c->device[d].chosen);
+        c->device[d].chosen = node && *node ? g_strdup(node) : NULL;
+        c->device[d].unplugged = false;
+        call_apply_device(c, d, "requested");
+        return 0;
+}
+
+void call_devices_changed(Call *c, bool (*present)(CallDevice d, const char *node, void *userdata),
+                          void *userdata) {
+        if (call_is_terminated(c))
+                return;
+        for (CallDevice d = 0; d < _CALL_DEVICE_MAX; d++) {
+                const char *chosen = c->device[d].chosen;
+                bool there;
+
+                if (!chosen)
+                        continue; /* following the default: WirePlumber moves the stream itself */
+                there = present(d, chosen, userdata);
+                if (there == !c->device[d].unplugged)
+                        continue;
+                c->device[d].unplugged = !there;
+                call_apply_device(c, d, there ? "returned" : "unplugged");
+        }
 }
 
 int call_new_outgoing(Phone *phone, const char *number, const CallOptions *options, Call **ret) {
@@ -393,12 +535,14 @@ int call_new_outgoing(Phone *phone, const char *number, const CallOptions *optio
         c->number = g_strdup(number);
         c->created_usec = now_realtime();
         c->options = *options;
+        c->options.input = c->options.output = NULL;
+        call_devices_init(c, options);
 
         r = sip_dialog_new_outgoing(&phone->ua, number, &c->dialog);
         if (r < 0)
                 return log_error_errno(r, "Failed to create a SIP dialog: %m");
 
-        call_media_config(phone, &mc);
+        call_media_config(c, &mc);
         r = media_new_offer(&mc, &call_media_callbacks, c, &c->media);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up call media: %m");
@@ -1030,6 +1174,7 @@ int call_new_incoming(Phone *phone, SipMessage *invite, Call **ret) {
         c->direction = CALL_DIRECTION_INCOMING;
         c->created_usec = now_realtime();
         c->options.dtmf_method = phone->config->dtmf_method;
+        call_devices_init(c, NULL);
         c->invite = invite; /* ours now, even on failure */
 
         from_uri = uri_of(sip_message_header(invite, "From"));
@@ -1059,7 +1204,7 @@ int call_new_incoming(Phone *phone, SipMessage *invite, Call **ret) {
         }
 
         call_respond_invite(c, 100, NULL, NULL);
-        call_media_config(phone, &mc);
+        call_media_config(c, &mc);
         r = media_new_answer(&mc, sip_message_body(invite), &call_incoming_media_callbacks, c, &c->media);
         if (r < 0) {
                 call_respond_invite(c, r == -EBADMSG ? 488 : 480, NULL, NULL);

@@ -34,10 +34,18 @@ typedef enum CallDirection {
         CALL_DIRECTION_INCOMING,
 } CallDirection;
 
-/* Per-call choices (Dial options). */
+/* Per-call choices (Dial options). Strings are borrowed; the call copies them. */
 typedef struct CallOptions {
         DtmfMethod dtmf_method;
+        const char *input;  /* microphone node.name; NULL = the phone's Input */
+        const char *output; /* speaker node.name; NULL = the phone's Output */
 } CallOptions;
+
+typedef enum CallDevice {
+        CALL_DEVICE_INPUT,
+        CALL_DEVICE_OUTPUT,
+        _CALL_DEVICE_MAX,
+} CallDevice;
 
 /* Outcome of an operation that needs the far end (Hold, Transfer, Answer): error 0 or negative
  * errno with a readable message. */
@@ -79,8 +87,15 @@ typedef struct Call {
         bool sip_done;        /* no further SIP expected for this dialog */
         bool on_bus;          /* published; cleared when the object is removed */
 
-        CallOptions options;
-        char *remote_display;  /* incoming: From display name/URI as received */
+        CallOptions options; /* input/output are not kept here: see device[] */
+        char *remote_display;
+
+        /* The call's microphone and speaker: the chosen node (NULL = system default), and
+         * whether it is unplugged so the call is on the system default until it is back. */
+        struct {
+                char *chosen;
+                bool unplugged;
+        } device[_CALL_DEVICE_MAX];  /* incoming: From display name/URI as received */
 
         /* re-INVITE (hold/resume) in flight */
         uint32_t reinvite_cseq;     /* 0 = none */
@@ -114,6 +129,11 @@ typedef struct Call {
         CallPending transfer_pending;
 
         guint rtp_watchdog;         /* checks that RTP keeps arriving */
+        guint mic_check;            /* speaking while muted, a silent microphone */
+        uint64_t mic_check_start;   /* CLOCK_MONOTONIC µs */
+        unsigned mic_loud_checks, mic_quiet_checks;
+        bool speaking_while_muted;  /* SpeakingWhileMuted */
+        bool microphone_silent;     /* MicrophoneSilent */
         uint64_t rtp_packets;       /* packets-received at the last check */
         uint64_t rtp_last_change;   /* CLOCK_MONOTONIC µs when it last grew */
 
@@ -133,6 +153,17 @@ int call_new_outgoing(Phone *phone, const char *number, const CallOptions *optio
  * starts the no-answer timer. The caller checked the Request-URI user. Takes ownership of
  * invite, also on failure (then the right error response has been sent when possible). */
 int call_new_incoming(Phone *phone, SipMessage *invite, Call **ret); /* takes the INVITE */
+
+const char *call_device_to_string(CallDevice d); /* "input", "output" */
+/* The node the call's microphone/speaker uses now; NULL = the system default. */
+const char *call_device_in_use(const Call *c, CallDevice d);
+/* SetInput()/SetOutput() on the call (node checked by the caller; NULL/"" = system default):
+ * moves the live media, no SIP. */
+int call_set_device(Call *c, CallDevice d, const char *node);
+/* The devices PipeWire has changed: an unplugged chosen device → the system default at once;
+ * a chosen device that is back → used again. `present(node)` says whether a node is there. */
+void call_devices_changed(Call *c, bool (*present)(CallDevice d, const char *node, void *userdata),
+                          void *userdata);
 
 Call *call_ref(Call *c);
 Call *call_unref(Call *c);

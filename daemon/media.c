@@ -2,6 +2,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,7 +138,6 @@ struct Media {
         GMainContext *context;
         MediaCallbacks cb;
         void *userdata;
-        char *output_target;
         bool answerer;
         bool offer_lets_us_send; /* answerer: the offer was sendrecv or recvonly */
         MediaFormat initial;     /* the format the pipeline was built with */
@@ -159,8 +160,18 @@ struct Media {
         GPtrArray *play_volumes; /* volume element of each audio receive branch (ref each) */
         bool play_muted;
 
+        /* Never taken by PipeWire's threads (whose callbacks take `lock`): held while streams
+         * are retargeted, which takes PipeWire's loop lock. */
+        GMutex speakers_lock;
+        GPtrArray *speakers;     /* Speaker* of each audio receive branch (owned by its appsink) */
+        char *output_target;     /* speaker node.name; NULL = system default */
+
         /* Main context only; the microphone callbacks read only immutable fields. */
         PwAudioStream *mic;
+        /* Written by the microphone's data thread: the last period's level (centi-dBFS) and when
+         * it last delivered anything but digital silence (monotonic µs, 0 = never). */
+        _Atomic int mic_level_cdb;
+        _Atomic int64_t mic_sound_usec;
         gint negotiation_needed; /* atomic: on-negotiation-needed fired */
         gint sending;            /* atomic: the first RTP packet reached webrtcbin */
         gint offer_requested;    /* atomic: create-offer / create-answer issued */
@@ -267,6 +278,8 @@ static void media_unref(Media *m) {
         gst_clear_object(&m->mic_src);
         pw_audio_unref(m->pw);
         g_main_context_unref(m->context);
+        g_ptr_array_unref(m->speakers);
+        g_mutex_clear(&m->speakers_lock);
         g_free(m->output_target);
         g_free(m->answer_text);
         g_free(m->codec);
@@ -993,6 +1006,17 @@ static void on_stream_failed(const char *message, void *userdata) {
 static void on_mic_samples(const int16_t *samples, size_t n, void *userdata) {
         Media *m = userdata;
         GstBuffer *buffer;
+        double sum = 0;
+
+        /* The level before mute and hold (those act further down the pipeline): speaking while
+         * muted and a microphone that delivers nothing are what it is for. */
+        for (size_t i = 0; i < n; i++)
+                sum += (double) samples[i] * samples[i];
+        if (sum > 0) {
+                atomic_store(&m->mic_level_cdb, (int) lround(100 * 10 * log10(sum / n / (32768.0 * 32768.0))));
+                atomic_store(&m->mic_sound_usec, g_get_monotonic_time());
+        } else
+                atomic_store(&m->mic_level_cdb, MEDIA_SILENCE_DBFS * 100);
 
         if (GST_STATE(m->mic_src) != GST_STATE_PLAYING)
                 return;
@@ -1024,6 +1048,9 @@ typedef struct Speaker {
 static void speaker_free(gpointer p) {
         Speaker *sp = p;
 
+        g_mutex_lock(&sp->m->speakers_lock);
+        g_ptr_array_remove_fast(sp->m->speakers, sp);
+        g_mutex_unlock(&sp->m->speakers_lock);
         pw_audio_stream_free(sp->stream);
         media_unref(sp->m);
         g_free(sp);
@@ -1045,10 +1072,9 @@ static GstFlowReturn on_speaker_sample(GstAppSink *sink, gpointer userdata) {
 
 /* A speaker stream behind `sink` (an appsink not yet in the pipeline). Streaming thread. */
 static int media_attach_speaker(Media *m, GstElement *sink) {
-        const PwAudioStreamConfig config = {
+        PwAudioStreamConfig config = {
                 .direction = PW_AUDIO_PLAYBACK,
                 .name = "bwcall speaker",
-                .target = m->output_target,
                 .role = "Communication",
                 .failed = on_stream_failed,
                 .userdata = m,
@@ -1058,7 +1084,13 @@ static int media_attach_speaker(Media *m, GstElement *sink) {
         Speaker *sp = g_new0(Speaker, 1);
         int r;
 
+        /* media_set_output() may change the target and walk the speakers meanwhile. */
+        g_mutex_lock(&m->speakers_lock);
+        config.target = m->output_target;
         r = pw_audio_stream_new(m->pw, &config, &sp->stream);
+        if (r >= 0)
+                g_ptr_array_add(m->speakers, sp);
+        g_mutex_unlock(&m->speakers_lock);
         if (r < 0) {
                 g_free(sp);
                 return log_error_errno(r, "Media: cannot open the speaker stream: %m");
@@ -1819,6 +1851,10 @@ static int media_create(const MediaConfig *config, const MediaCallbacks *cb, voi
         g_mutex_init(&m->lock);
         m->pending = g_ptr_array_new();
         m->play_volumes = g_ptr_array_new_with_free_func(gst_object_unref);
+        m->speakers = g_ptr_array_new();
+        atomic_init(&m->mic_level_cdb, MEDIA_SILENCE_DBFS * 100);
+        atomic_init(&m->mic_sound_usec, 0);
+        g_mutex_init(&m->speakers_lock);
         g_queue_init(&m->dtmf_queue);
 
         r = media_build(m, config);
@@ -2168,6 +2204,37 @@ void media_set_active(Media *m, bool active) {
         for (guint i = 0; i < m->play_volumes->len; i++)
                 g_object_set(m->play_volumes->pdata[i], "mute", (gboolean) m->play_muted, NULL);
         g_mutex_unlock(&m->lock);
+}
+
+void media_get_input_level(Media *m, double *ret_dbfs, uint64_t *ret_sound_usec) {
+        assert(m);
+        if (ret_dbfs)
+                *ret_dbfs = atomic_load(&m->mic_level_cdb) / 100.0;
+        if (ret_sound_usec)
+                *ret_sound_usec = (uint64_t) atomic_load(&m->mic_sound_usec);
+}
+
+int media_set_input(Media *m, const char *node) {
+        assert(m);
+        return m->mic ? pw_audio_stream_set_target(m->mic, node) : -ENODEV;
+}
+
+int media_set_output(Media *m, const char *node) {
+        int r = 0;
+
+        assert(m);
+        g_mutex_lock(&m->speakers_lock);
+        g_free(m->output_target);
+        m->output_target = node && *node ? g_strdup(node) : NULL;
+        for (guint i = 0; i < m->speakers->len; i++) {
+                Speaker *sp = m->speakers->pdata[i];
+                int k = pw_audio_stream_set_target(sp->stream, m->output_target);
+
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        g_mutex_unlock(&m->speakers_lock);
+        return r;
 }
 
 void media_set_muted(Media *m, bool muted) {

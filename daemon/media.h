@@ -71,6 +71,18 @@ bool media_has_telephone_event(const Media *m);
  * of mute. */
 void media_set_active(Media *m, bool active);
 
+/* Moves the call's microphone / speaker to another PipeWire node (NULL or "" = the system
+ * default) mid-call: the PipeWire streams are relinked, the WebRTC session and SIP do not
+ * notice. Receive branches added later use the new speaker too. */
+int media_set_input(Media *m, const char *node);
+int media_set_output(Media *m, const char *node);
+
+/* The microphone as PipeWire delivers it, before mute and hold: the level of its last period in
+ * dBFS (MEDIA_SILENCE_DBFS for digital silence or nothing yet), and when it last delivered
+ * anything but digital silence (CLOCK_MONOTONIC µs, 0 = never). Any thread. */
+#define MEDIA_SILENCE_DBFS (-100)
+void media_get_input_level(Media *m, double *ret_dbfs, uint64_t *ret_sound_usec);
+
 /* The current local SDP text (after ICE gathering), for re-INVITEs and 200 OK retransmits;
  * NULL before it exists. Owned by the Media. */
 const char *media_get_local_sdp(const Media *m);

@@ -105,6 +105,23 @@ int phone_send_sip(Phone *p, const char *text) {
         return transport_send(p->transport, text);
 }
 
+/* A Dial() waiting for a token or a connection. */
+typedef struct DialRequest {
+        Phone *phone;
+        char *number;
+        CallOptions options; /* input/output point at the copies below */
+        char *input, *output;
+        PhoneDialFunc done;
+        void *userdata;
+} DialRequest;
+
+static void dial_request_free(DialRequest *d) {
+        g_free(d->number);
+        g_free(d->input);
+        g_free(d->output);
+        g_free(d);
+}
+
 /* The SDK's reconnect back-off (gateway-protocol.md §1): floor(random·2^k)+1 s, clamped to
  * [ReconnectMinSec, ReconnectMaxSec] (2 and 30 by default, as setReconnectIntervals()). */
 
@@ -287,8 +304,13 @@ static const TransportCallbacks phone_transport_callbacks = {
 
 /* ---- lifecycle ---- */
 
-static int phone_set_device(Phone *p, char **field, const char *class_name, const char *node) {
-        if (node && *node && !audio_devices_has(class_name, node))
+bool phone_has_device(Phone *p, CallDevice d, const char *node) {
+        return !node || !*node ||
+               audio_devices_has(p->devices, d == CALL_DEVICE_INPUT ? AUDIO_CLASS_SOURCE : AUDIO_CLASS_SINK, node);
+}
+
+static int phone_set_device(Phone *p, char **field, CallDevice d, const char *node) {
+        if (!phone_has_device(p, d, node))
                 return -ENODEV;
         g_free(*field);
         *field = node && *node ? g_strdup(node) : NULL;
@@ -296,11 +318,29 @@ static int phone_set_device(Phone *p, char **field, const char *class_name, cons
 }
 
 int phone_set_input(Phone *p, const char *node) {
-        return phone_set_device(p, &p->config->input, AUDIO_CLASS_SOURCE, node);
+        return phone_set_device(p, &p->config->input, CALL_DEVICE_INPUT, node);
 }
 
 int phone_set_output(Phone *p, const char *node) {
-        return phone_set_device(p, &p->config->output, AUDIO_CLASS_SINK, node);
+        return phone_set_device(p, &p->config->output, CALL_DEVICE_OUTPUT, node);
+}
+
+static bool call_device_present(CallDevice d, const char *node, void *userdata) {
+        return phone_has_device(userdata, d, node);
+}
+
+static void on_devices_changed(AudioDevices *devices, void *userdata) {
+        Phone *p = userdata;
+
+        for (GList *l = p->calls; l; l = l->next)
+                call_devices_changed(l->data, call_device_present, p);
+        if (p->observer && p->observer->devices_changed)
+                p->observer->devices_changed(p, p->observer_data);
+}
+
+void phone_notify_audio_device(Phone *p, Call *c, const char *kind, const char *node, const char *reason) {
+        if (p->observer && p->observer->audio_device_changed && c->on_bus)
+                p->observer->audio_device_changed(p, c, kind, node, reason, p->observer_data);
 }
 
 void phone_network_changed(Phone *p, const char *why) {
@@ -383,6 +423,7 @@ Phone *phone_new(Config *config) {
         p->state = PHONE_STATE_IDLE;
         p->connect_waiters = g_array_new(FALSE, FALSE, sizeof(ConnectWaiter));
         p->token = token_new(config, on_token_changed, p);
+        p->devices = audio_devices_new(on_devices_changed, p);
         p->transport = transport_new(config, &phone_transport_callbacks, p);
         if (!p->transport)
                 return phone_free(p);
@@ -421,7 +462,8 @@ Phone *phone_free(Phone *p) {
         g_list_free(p->calls);
         transport_free(p->transport);
         token_free(p->token); /* answers its waiters (our DialRequests) with -ECANCELED */
-        g_list_free_full(p->dial_requests, g_free); /* only cancelled ones can remain */
+        audio_devices_free(p->devices);
+        g_list_free_full(p->dial_requests, (GDestroyNotify) dial_request_free); /* only cancelled ones remain */
         if (p->connect_waiters)
                 g_array_unref(p->connect_waiters);
         g_free(p->contact_host);
@@ -545,20 +587,11 @@ int phone_normalize_number(const char *number, char **ret, char **ret_message) {
         return 0;
 }
 
-typedef struct DialRequest {
-        Phone *phone;
-        char *number;
-        CallOptions options;
-        PhoneDialFunc done;
-        void *userdata;
-} DialRequest;
-
 static void dial_request_finish(DialRequest *d, Call *c, int error, const char *message) {
         d->phone->dial_requests = g_list_remove(d->phone->dial_requests, d);
         if (d->done)
                 d->done(d->phone, c, error, message, d->userdata);
-        g_free(d->number);
-        g_free(d);
+        dial_request_free(d);
 }
 
 /* Dials still waiting for a token or a connection must not place a call after Disconnect()
@@ -630,11 +663,25 @@ int phone_dial(Phone *p, const char *number, const CallOptions *options, PhoneDi
         r = phone_normalize_number(number, &normalized, ret_message);
         if (r < 0)
                 return r;
+        for (CallDevice dev = 0; dev < _CALL_DEVICE_MAX; dev++) {
+                const char *node = dev == CALL_DEVICE_INPUT ? options->input : options->output;
+
+                if (!phone_has_device(p, dev, node)) {
+                        *ret_message = g_strdup_printf("No %s named '%s' (see the %s property).",
+                                                       dev == CALL_DEVICE_INPUT ? "microphone" : "speaker", node,
+                                                       dev == CALL_DEVICE_INPUT ? "Inputs" : "Outputs");
+                        return -ENODEV;
+                }
+        }
 
         d = g_new0(DialRequest, 1);
         d->phone = p;
         d->number = g_steal_pointer(&normalized);
         d->options = *options;
+        d->input = g_strdup(options->input);
+        d->output = g_strdup(options->output);
+        d->options.input = d->input;
+        d->options.output = d->output;
         d->done = done;
         d->userdata = userdata;
         p->dial_requests = g_list_prepend(p->dial_requests, d);

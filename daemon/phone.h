@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 #include <glib.h>
 
+#include "audio-devices.h"
 #include "call.h"
 #include "config.h"
 #include "macro.h"
@@ -42,11 +43,18 @@ typedef struct PhoneObserver {
         void (*transfer_requested)(Phone *p, Call *c, const char *target, void *userdata);
         /* A new token was installed (fetched, refreshed or set); expires_at in µs, 0 if unknown. */
         void (*token_refreshed)(Phone *p, uint64_t expires_at, void *userdata);
+        /* PipeWire's devices changed (Inputs/Outputs). */
+        void (*devices_changed)(Phone *p, void *userdata);
+        /* A call's microphone/speaker moved: kind "input"/"output", node "" = system default,
+         * reason "requested" | "unplugged" | "returned". */
+        void (*audio_device_changed)(Phone *p, Call *c, const char *kind, const char *node, const char *reason,
+                                     void *userdata);
 } PhoneObserver;
 
 struct Phone {
         Config *config;
         Token *token;
+        AudioDevices *devices;
         Transport *transport;
 
         PhoneState state;
@@ -118,5 +126,8 @@ void phone_network_changed(Phone *p, const char *why);
  * NULL or "" follows the system default. -ENODEV if no such device is there. */
 int phone_set_input(Phone *p, const char *node);
 int phone_set_output(Phone *p, const char *node);
+/* Whether a node of the device kind is there now ("" and NULL, the system default, always are). */
+bool phone_has_device(Phone *p, CallDevice d, const char *node);
+void phone_notify_audio_device(Phone *p, Call *c, const char *kind, const char *node, const char *reason);
 void phone_notify_dtmf(Phone *p, Call *c, char digit);
 void phone_notify_transfer_requested(Phone *p, Call *c, const char *target);
