@@ -77,9 +77,9 @@ static void help(void) {
                "  output [CALL] NODE     Move a call's speaker likewise\n\n"
                "Audio devices:\n"
                "  devices                List microphones and speakers (PipeWire nodes)\n"
-               "  device input|output NODE\n"
-               "                         The microphone/speaker for new calls ('default':\n"
-               "                         follow the system default)\n\n"
+               "  device input|output|ringer NODE\n"
+               "                         The microphone/speaker for new calls, or the speaker\n"
+               "                         incoming calls ring on ('default': the system default)\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
@@ -835,7 +835,9 @@ static int verb_call_device(int argc, char **argv) {
 }
 
 /* The device lists: [(node, description, is_default)] as JSON arrays. */
-static void print_device_list(const char *title, json_object *list, json_object *chosen) {
+static void print_device_list(const char *title, json_object *list, json_object *chosen, json_object *ringer) {
+        const char *ring = ringer ? json_object_get_string(ringer) : NULL;
+
         const char *c = chosen ? json_object_get_string(chosen) : "";
 
         printf("%s:\n", title);
@@ -849,6 +851,8 @@ static void print_device_list(const char *title, json_object *list, json_object 
                        is_default ? " (system default)" : "");
         }
         printf("  for new calls: %s\n", c && *c ? c : "the system default");
+        if (ringer)
+                printf("  ringing on:    %s\n", ring && *ring ? ring : "the system default");
 }
 
 static json_object *device_list_json(json_object *list) {
@@ -883,28 +887,36 @@ static int verb_devices(int argc, char **argv) {
                 json_object_object_add(j, "outputs", device_list_json(json_object_object_get(props, "Outputs")));
                 json_object_object_add(j, "input", json_object_get(json_object_object_get(props, "Input")));
                 json_object_object_add(j, "output", json_object_get(json_object_object_get(props, "Output")));
+                json_object_object_add(j, "ringer", json_object_get(json_object_object_get(props, "Ringer")));
                 print_json(j);
                 return EXIT_OK;
         }
-        print_device_list("Microphones", json_object_object_get(props, "Inputs"), json_object_object_get(props, "Input"));
-        print_device_list("Speakers", json_object_object_get(props, "Outputs"), json_object_object_get(props, "Output"));
+        print_device_list("Microphones", json_object_object_get(props, "Inputs"), json_object_object_get(props, "Input"),
+                          NULL);
+        print_device_list("Speakers", json_object_object_get(props, "Outputs"), json_object_object_get(props, "Output"),
+                          json_object_object_get(props, "Ringer"));
         return EXIT_OK;
 }
 
-/* device input|output NODE: the device for new calls. */
+/* device input|output|ringer NODE: the device for new calls (the ringer: incoming calls). */
 static int verb_device(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *kind = argv[1], *node = device_arg(argv[2]);
+        static const char *const kinds[][2] = {
+                { "input", "SetInput" }, { "output", "SetOutput" }, { "ringer", "SetRinger" },
+        };
+        const char *kind = argv[1], *node = device_arg(argv[2]), *method = NULL;
         int r;
 
-        if (strcmp(kind, "input") != 0 && strcmp(kind, "output") != 0)
-                return report_usage("device: Unknown device kind \"%s\" (expected input or output)", kind);
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
+                if (strcmp(kind, kinds[i][0]) == 0)
+                        method = kinds[i][1];
+        if (!method)
+                return report_usage("device: Unknown device kind \"%s\" (expected input, output or ringer)", kind);
         r = client_open_bus(&bus);
         if (r != EXIT_OK)
                 return r;
-        r = client_call_method(bus, BWCALL_PHONE_PATH, BWCALL_AUDIO_IFACE,
-                               strcmp(kind, "input") == 0 ? "SetInput" : "SetOutput", &error, NULL, "s", node);
+        r = client_call_method(bus, BWCALL_PHONE_PATH, BWCALL_AUDIO_IFACE, method, &error, NULL, "s", node);
         if (r < 0)
                 return report_bus_error("device", &error, r);
         return print_ok(NULL, kind, json_object_new_string(node));

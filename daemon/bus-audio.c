@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
+#include <stddef.h>
+#include <string.h>
 
 #include "audio-devices.h"
 #include "bus-errors.h"
@@ -37,54 +40,87 @@ static int property_get_outputs(sd_bus *bus, const char *path, const char *inter
         return append_devices(reply, ctx->phone->devices, AUDIO_CLASS_SINK);
 }
 
-static int property_get_input(sd_bus *bus, const char *path, const char *interface, const char *property,
-                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        BusContext *ctx = userdata;
-        return sd_bus_message_append(reply, "s", ctx->phone->config->input ?: "");
+/* The three choices of the interface: property, setter, and words for messages. */
+typedef enum AudioChoice {
+        CHOICE_INPUT,
+        CHOICE_OUTPUT,
+        CHOICE_RINGER,
+        _CHOICE_MAX,
+} AudioChoice;
+
+static const struct {
+        const char *property, *method, *device, *list;
+        int (*set)(Phone *p, const char *node);
+        size_t config_offset;
+} audio_choices[_CHOICE_MAX] = {
+        [CHOICE_INPUT] = { "Input", "SetInput", "microphone", "Inputs", phone_set_input,
+                           offsetof(Config, input) },
+        [CHOICE_OUTPUT] = { "Output", "SetOutput", "speaker", "Outputs", phone_set_output,
+                            offsetof(Config, output) },
+        [CHOICE_RINGER] = { "Ringer", "SetRinger", "speaker", "Outputs", phone_set_ringer,
+                            offsetof(Config, ringer) },
+};
+
+static AudioChoice choice_from_property(const char *property) {
+        for (AudioChoice c = 0; c < _CHOICE_MAX; c++)
+                if (strcmp(audio_choices[c].property, property) == 0)
+                        return c;
+        return _CHOICE_MAX;
 }
 
-static int property_get_output(sd_bus *bus, const char *path, const char *interface, const char *property,
+static AudioChoice choice_from_method(const char *method) {
+        for (AudioChoice c = 0; c < _CHOICE_MAX; c++)
+                if (strcmp(audio_choices[c].method, method) == 0)
+                        return c;
+        return _CHOICE_MAX;
+}
+
+static int property_get_choice(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         BusContext *ctx = userdata;
-        return sd_bus_message_append(reply, "s", ctx->phone->config->output ?: "");
+        AudioChoice c = choice_from_property(property);
+        const char *node;
+
+        assert(c < _CHOICE_MAX);
+        node = *(char **) ((char *) ctx->phone->config + audio_choices[c].config_offset);
+        return sd_bus_message_append(reply, "s", node ?: "");
 }
 
-static int set_device(sd_bus_message *m, BusContext *ctx, bool input, sd_bus_error *error) {
-        const char *const props[] = { input ? "Input" : "Output", NULL };
+static int method_set_choice(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusContext *ctx = userdata;
+        AudioChoice c = choice_from_method(sd_bus_message_get_member(m));
+        const char *props[] = { NULL, NULL };
         const char *node;
         int r;
 
+        assert(c < _CHOICE_MAX);
         r = sd_bus_message_read(m, "s", &node);
         if (r < 0)
                 return r;
-        r = input ? phone_set_input(ctx->phone, node) : phone_set_output(ctx->phone, node);
+        r = audio_choices[c].set(ctx->phone, node);
         if (r < 0)
-                return bus_error_set_errno(error, r, "No %s named '%s' (see the %s property).",
-                                           input ? "microphone" : "speaker", node, input ? "Inputs" : "Outputs");
-        log_info("%s for new calls: %s.", input ? "Microphone" : "Speaker", *node ? node : "the system default");
+                return bus_error_set_errno(error, r, "No %s named '%s' (see the %s property).", audio_choices[c].device,
+                                           node, audio_choices[c].list);
+        log_info("%s: %s.", audio_choices[c].property, *node ? node : "the system default");
+        props[0] = audio_choices[c].property;
         r = sd_bus_emit_properties_changed_strv(ctx->bus, BUS_PHONE_PATH, BUS_AUDIO_INTERFACE, (char **) props);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit PropertiesChanged: %m");
         return sd_bus_reply_method_return(m, NULL);
 }
 
-static int method_set_input(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return set_device(m, userdata, true, error);
-}
-
-static int method_set_output(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return set_device(m, userdata, false, error);
-}
-
 static const sd_bus_vtable audio_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Inputs", "a(ssb)", property_get_inputs, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Outputs", "a(ssb)", property_get_outputs, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Input", "s", property_get_input, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Output", "s", property_get_output, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_METHOD_WITH_ARGS("SetInput", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_set_input,
+        SD_BUS_PROPERTY("Input", "s", property_get_choice, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Output", "s", property_get_choice, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Ringer", "s", property_get_choice, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("SetInput", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_set_choice,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("SetOutput", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_set_output,
+        SD_BUS_METHOD_WITH_ARGS("SetOutput", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_set_choice,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetRinger", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_set_choice,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         /* After Inputs/Outputs changed (one PropertiesChanged carries the new lists). */
         SD_BUS_SIGNAL("DevicesChanged", NULL, 0),

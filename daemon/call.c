@@ -76,6 +76,8 @@ Call *call_unref(Call *c) {
         g_clear_handle_id(&c->no_ack_timer, g_source_remove);
         g_clear_handle_id(&c->rtp_watchdog, g_source_remove);
         g_clear_handle_id(&c->mic_check, g_source_remove);
+        tone_free(c->tone);
+        g_free(c->tone_target);
         if (c->info_digits)
                 g_string_free(c->info_digits, TRUE);
         sip_message_free(c->invite);
@@ -489,6 +491,32 @@ static void call_apply_device(Call *c, CallDevice d, const char *reason) {
                          reason);
         phone_notify_call_changed(c->phone, c, props[d]);
         phone_notify_audio_device(c->phone, c, call_device_to_string(d), node ?: "", reason);
+}
+
+void call_set_tone(Call *c, ToneKind kind, const char *target) {
+        int r;
+
+        if (target && !*target)
+                target = NULL;
+        if (c->tone && tone_get_kind(c->tone) == kind && g_strcmp0(c->tone_target, target) == 0)
+                return;
+        if (!c->tone && kind == _TONE_MAX)
+                return;
+        c->tone = tone_free(c->tone);
+        g_free(c->tone_target);
+        c->tone_target = NULL;
+        if (kind == _TONE_MAX) {
+                log_debug("Call %u: local tone stopped.", c->id);
+                return;
+        }
+        r = tone_new(kind, target, &c->tone);
+        if (r < 0) {
+                log_warning_errno(r, "Call %u: cannot play the %s tone: %m", c->id, tone_kind_to_string(kind));
+                return;
+        }
+        c->tone_target = g_strdup(target);
+        log_debug("Call %u: playing the %s tone on %s.", c->id, tone_kind_to_string(kind),
+                  target ?: "the system default");
 }
 
 int call_set_device(Call *c, CallDevice d, const char *node) {

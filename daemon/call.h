@@ -10,6 +10,7 @@
 #include "macro.h"
 #include "media.h"
 #include "sip-message.h"
+#include "tones.h"
 
 /* The Call (the SDK's Session): one INVITE dialog and its media. Knows nothing of D-Bus; all
  * changes are reported to the Phone, whose observer (bus-call.c) turns them into signals.
@@ -130,6 +131,8 @@ typedef struct Call {
 
         guint rtp_watchdog;         /* checks that RTP keeps arriving */
         guint mic_check;            /* speaking while muted, a silent microphone */
+        Tone *tone;                 /* the local tone playing for this call, if any */
+        char *tone_target;          /* and the node it plays on (NULL = default) */
         uint64_t mic_check_start;   /* CLOCK_MONOTONIC µs */
         unsigned mic_loud_checks, mic_quiet_checks;
         bool speaking_while_muted;  /* SpeakingWhileMuted */
@@ -164,6 +167,9 @@ int call_set_device(Call *c, CallDevice d, const char *node);
  * a chosen device that is back → used again. `present(node)` says whether a node is there. */
 void call_devices_changed(Call *c, bool (*present)(CallDevice d, const char *node, void *userdata),
                           void *userdata);
+
+/* Plays kind (or nothing: _TONE_MAX) for this call on target; the phone decides which. */
+void call_set_tone(Call *c, ToneKind kind, const char *target);
 
 Call *call_ref(Call *c);
 Call *call_unref(Call *c);

@@ -78,6 +78,7 @@ Config *config_new(void) {
          * bindings) well within the time a caller waits for an incoming call to ring. */
         c->keepalive_s = 15;
         c->keepalive_pong_timeout = true;
+        c->tone_ringback = c->tone_ring = c->tone_call_waiting = true;
         return c;
 }
 
@@ -98,6 +99,7 @@ Config *config_free(Config *c) {
         g_strfreev(c->ice_addresses);
         g_strfreev(c->stun_servers);
         g_free(c->input);
+        g_free(c->ringer);
         g_free(c->output);
         g_free(c);
         return NULL;
@@ -142,6 +144,10 @@ static const ConfigKey config_keys[] = {
         { "Media", "LatencyMSec", VT_UINT, offsetof(Config, latency_ms) },
         { "Media", "Input", VT_STRING, offsetof(Config, input) },
         { "Media", "Output", VT_STRING, offsetof(Config, output) },
+        { "Media", "Ringer", VT_STRING, offsetof(Config, ringer) },
+        { "Tones", "Ringback", VT_BOOL, offsetof(Config, tone_ringback) },
+        { "Tones", "Ring", VT_BOOL, offsetof(Config, tone_ring) },
+        { "Tones", "CallWaiting", VT_BOOL, offsetof(Config, tone_call_waiting) },
         { "Calls", "LingerMSec", VT_UINT, offsetof(Config, call_linger_ms) },
         { "Calls", "DtmfMethod", VT_DTMF_METHOD, offsetof(Config, dtmf_method) },
         { "Calls", "IncomingTimeoutMSec", VT_UINT, offsetof(Config, incoming_timeout_ms) },

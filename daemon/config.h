@@ -48,6 +48,10 @@ typedef struct Config {
         unsigned latency_ms;
         char *input;            /* PipeWire node name of the microphone; NULL = default */
         char *output;           /* PipeWire node name of the speaker; NULL = default */
+        char *ringer;           /* PipeWire node name incoming calls ring on; NULL = default */
+        bool tone_ringback;     /* [Tones]: local ringback while the far end rings (no early media) */
+        bool tone_ring;         /* ring incoming calls on the ringer */
+        bool tone_call_waiting; /* beep on the call's speaker when a second call comes in */
 
         DtmfMethod dtmf_method; /* default for new calls; Dial option "dtmf-method" overrides */
         unsigned incoming_timeout_ms; /* unanswered incoming calls get 408 after this */

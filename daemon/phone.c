@@ -243,6 +243,7 @@ static void phone_handle_incoming_invite(Phone *p, SipMessage *invite) {
                 p->observer->call_added(p, c, p->observer_data);
         phone_notify_one(p, "Calls");
         log_info("Call %u: incoming call from %s.", c->id, c->number);
+        phone_update_tones(p);
         if (p->observer && p->observer->incoming_call)
                 p->observer->incoming_call(p, c, c->number, p->observer_data);
 }
@@ -325,6 +326,14 @@ int phone_set_output(Phone *p, const char *node) {
         return phone_set_device(p, &p->config->output, CALL_DEVICE_OUTPUT, node);
 }
 
+int phone_set_ringer(Phone *p, const char *node) {
+        int r = phone_set_device(p, &p->config->ringer, CALL_DEVICE_OUTPUT, node);
+
+        if (r >= 0)
+                phone_update_tones(p); /* a call ringing now moves to it */
+        return r;
+}
+
 static bool call_device_present(CallDevice d, const char *node, void *userdata) {
         return phone_has_device(userdata, d, node);
 }
@@ -339,6 +348,7 @@ static void on_devices_changed(AudioDevices *devices, void *userdata) {
 }
 
 void phone_notify_audio_device(Phone *p, Call *c, const char *kind, const char *node, const char *reason) {
+        phone_update_tones(p); /* a tone on that call's speaker moves along */
         if (p->observer && p->observer->audio_device_changed && c->on_bus)
                 p->observer->audio_device_changed(p, c, kind, node, reason, p->observer_data);
 }
@@ -719,7 +729,40 @@ GPtrArray *phone_get_published_calls(Phone *p) {
         return a;
 }
 
+/* The local tones follow the calls: ringback for an outgoing call that rings without early
+ * media; for an incoming call a ring on the ringer when no other call is up, else the
+ * call-waiting beep on the speaker of the call that is. */
+void phone_update_tones(Phone *p) {
+        const Config *config = p->config;
+        Call *up = NULL;
+
+        for (GList *l = p->calls; l && !up; l = l->next) {
+                Call *c = l->data;
+                if (c->state == CALL_STATE_ACTIVE || c->state == CALL_STATE_HELD || c->state == CALL_STATE_EARLY_MEDIA)
+                        up = c;
+        }
+        for (GList *l = p->calls; l; l = l->next) {
+                Call *c = l->data;
+                ToneKind kind = _TONE_MAX;
+                const char *target = NULL;
+
+                if (c->direction == CALL_DIRECTION_OUTGOING && c->state == CALL_STATE_RINGING &&
+                    config->tone_ringback) {
+                        kind = TONE_RINGBACK;
+                        target = call_device_in_use(c, CALL_DEVICE_OUTPUT);
+                } else if (c->state == CALL_STATE_INCOMING && up && config->tone_call_waiting) {
+                        kind = TONE_CALL_WAITING;
+                        target = call_device_in_use(up, CALL_DEVICE_OUTPUT);
+                } else if (c->state == CALL_STATE_INCOMING && !up && config->tone_ring) {
+                        kind = TONE_RING;
+                        target = config->ringer;
+                }
+                call_set_tone(c, kind, target);
+        }
+}
+
 void phone_notify_call_state(Phone *p, Call *c, CallState old, CallState new) {
+        phone_update_tones(p);
         if (p->observer && p->observer->call_state_changed && c->on_bus)
                 p->observer->call_state_changed(p, c, old, new, p->observer_data);
 }

@@ -126,6 +126,9 @@ void phone_network_changed(Phone *p, const char *why);
  * NULL or "" follows the system default. -ENODEV if no such device is there. */
 int phone_set_input(Phone *p, const char *node);
 int phone_set_output(Phone *p, const char *node);
+/* SetRinger(): the speaker incoming calls ring on; NULL or "" = the system default. */
+int phone_set_ringer(Phone *p, const char *node);
+void phone_update_tones(Phone *p);
 /* Whether a node of the device kind is there now ("" and NULL, the system default, always are). */
 bool phone_has_device(Phone *p, CallDevice d, const char *node);
 void phone_notify_audio_device(Phone *p, Call *c, const char *kind, const char *node, const char *reason);

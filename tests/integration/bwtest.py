@@ -388,9 +388,23 @@ LingerMSec=3000
     def record(self, target="test-sink", seconds=3):
         r = subprocess.run([BWAUDIO_PROBE, "record", "--target", target, "--monitor", "--seconds", str(seconds)],
                            env=self.env, capture_output=True, text=True, timeout=(seconds + 20) * SLOW)
-        lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
-        if r.returncode != 0 or not lines:
-            raise TestFailure(f"recording failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
+        return self._recorded(r.returncode, r.stdout, r.stderr)
+
+    def start_record(self, target="test-sink", seconds=3):
+        """A recording that runs while the test does something; finish_record() collects it."""
+        return self.spawn([BWAUDIO_PROBE, "record", "--target", target, "--monitor", "--seconds", str(seconds)],
+                          f"record-{target}")
+
+    def finish_record(self, p, seconds=3):
+        out, _ = p.communicate(timeout=(seconds + 20) * SLOW)
+        with open(p.errpath) as f:
+            return self._recorded(p.returncode, out, f.read())
+
+    @staticmethod
+    def _recorded(returncode, out, err):
+        lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        if returncode != 0 or not lines:
+            raise TestFailure(f"recording failed ({returncode}): {err.strip()} {out.strip()}")
         return lines
 
     def control(self, action, **params):
