@@ -206,6 +206,8 @@ static void on_process(void *userdata) {
                         s->config.fill(d->data, n, s->config.userdata);
                 else
                         ring_read(s, d->data, n);
+                if (s->config.played)
+                        s->config.played(d->data, n, s->config.userdata);
                 d->chunk->offset = 0;
                 d->chunk->stride = SAMPLE_BYTES;
                 d->chunk->size = n * SAMPLE_BYTES;

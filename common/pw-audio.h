@@ -38,6 +38,9 @@ typedef struct PwAudioStreamConfig {
         /* Playback: fills n samples on PipeWire's data thread. NULL: the stream plays what
          * pw_audio_stream_write() queued (a jitter-absorbing ring, silence when empty). */
         void (*fill)(int16_t *samples, size_t n, void *userdata);
+        /* Playback: what was just handed to PipeWire to play, on the data thread; for an echo
+         * canceller's reference. Optional. */
+        void (*played)(const int16_t *samples, size_t n, void *userdata);
         /* The stream failed (PipeWire's message), on PipeWire's loop thread. Optional. */
         void (*failed)(const char *message, void *userdata);
         void *userdata;

@@ -447,6 +447,9 @@ static void call_media_config(const Call *c, MediaConfig *mc) {
                 .latency_ms = config->latency_ms,
                 .input_target = call_device_in_use(c, CALL_DEVICE_INPUT),
                 .output_target = call_device_in_use(c, CALL_DEVICE_OUTPUT),
+                .echo_cancel = config->echo_cancel,
+                .noise_suppression = config->noise_suppression,
+                .gain_control = config->gain_control,
         };
 }
 

@@ -79,6 +79,7 @@ Config *config_new(void) {
         c->keepalive_s = 15;
         c->keepalive_pong_timeout = true;
         c->tone_ringback = c->tone_ring = c->tone_call_waiting = true;
+        c->echo_cancel = c->noise_suppression = c->gain_control = true;
         return c;
 }
 
@@ -145,6 +146,9 @@ static const ConfigKey config_keys[] = {
         { "Media", "Input", VT_STRING, offsetof(Config, input) },
         { "Media", "Output", VT_STRING, offsetof(Config, output) },
         { "Media", "Ringer", VT_STRING, offsetof(Config, ringer) },
+        { "Media", "EchoCancellation", VT_BOOL, offsetof(Config, echo_cancel) },
+        { "Media", "NoiseSuppression", VT_BOOL, offsetof(Config, noise_suppression) },
+        { "Media", "GainControl", VT_BOOL, offsetof(Config, gain_control) },
         { "Tones", "Ringback", VT_BOOL, offsetof(Config, tone_ringback) },
         { "Tones", "Ring", VT_BOOL, offsetof(Config, tone_ring) },
         { "Tones", "CallWaiting", VT_BOOL, offsetof(Config, tone_call_waiting) },

@@ -49,6 +49,9 @@ typedef struct Config {
         char *input;            /* PipeWire node name of the microphone; NULL = default */
         char *output;           /* PipeWire node name of the speaker; NULL = default */
         char *ringer;           /* PipeWire node name incoming calls ring on; NULL = default */
+        bool echo_cancel;       /* webrtcdsp on the microphone, fed by what the speaker plays */
+        bool noise_suppression;
+        bool gain_control;
         bool tone_ringback;     /* [Tones]: local ringback while the far end rings (no early media) */
         bool tone_ring;         /* ring incoming calls on the ringer */
         bool tone_call_waiting; /* beep on the call's speaker when a second call comes in */

@@ -88,6 +88,8 @@
 /* How long dtmf_sent waits for rtpdtmfsrc to confirm the last stop before firing anyway. */
 #define DTMF_DRAIN_TIMEOUT_MS 2000U
 #define DTMF_DIGITS "0123456789*#ABCD"
+/* The microphone goes into the pipeline in 10 ms buffers (on_mic_samples()). */
+#define MIC_CHUNK_SAMPLES 480
 
 typedef enum DispatchKind {
         DISPATCH_OFFER_READY,
@@ -150,6 +152,11 @@ struct Media {
         GstPad *queue_src;   /* what goes into webrtcbin (ref) */
         GstElement *dtmfsrc; /* RFC 4733 sender, fed by custom upstream events (platform-notes §2) */
         GstElement *dtmfcaps;
+        /* The echo canceller's reference: what the first speaker stream hands PipeWire goes
+         * appsrc ! webrtcechoprobe ! fakesink. NULL without echo cancelling. */
+        GstElement *echo_src;    /* (ref) */
+        gint echo_taken;         /* atomic: a speaker feeds it */
+        GstClockTime echo_next_pts; /* that speaker's data thread only */
         gint64 start_usec; /* monotonic, for timing logs */
 
         GMutex lock;        /* protects everything up to play_muted */
@@ -172,6 +179,10 @@ struct Media {
          * it last delivered anything but digital silence (monotonic µs, 0 = never). */
         _Atomic int mic_level_cdb;
         _Atomic int64_t mic_sound_usec;
+        /* The microphone's data thread only. */
+        GstClockTime mic_next_pts;
+        int16_t mic_chunk[MIC_CHUNK_SAMPLES];
+        size_t mic_chunk_fill;
         gint negotiation_needed; /* atomic: on-negotiation-needed fired */
         gint sending;            /* atomic: the first RTP packet reached webrtcbin */
         gint offer_requested;    /* atomic: create-offer / create-answer issued */
@@ -276,6 +287,7 @@ static void media_unref(Media *m) {
         g_ptr_array_unref(m->play_volumes);
         g_mutex_clear(&m->lock);
         gst_clear_object(&m->mic_src);
+        gst_clear_object(&m->echo_src);
         pw_audio_unref(m->pw);
         g_main_context_unref(m->context);
         g_ptr_array_unref(m->speakers);
@@ -1000,9 +1012,36 @@ static void on_stream_failed(const char *message, void *userdata) {
         media_queue(m, DISPATCH_FAILED, -EIO, text, 0);
 }
 
-/* PipeWire thread: one period of the microphone into the pipeline. Dropped until the pipeline
- * plays: appsrc stamps buffers with the running time when they leave it, so audio queued
- * before would leave all at once with one timestamp. */
+/* Timestamps that follow the sample count, so the audio is one continuous stream: stamping each
+ * period with the clock when it arrives (appsrc's do-timestamp) jitters by a millisecond or two,
+ * and audioresample then flags every buffer DISCONT, which makes webrtcdsp throw its input away
+ * (it never had the 10 ms it works on: no audio at all). The clock only resets the stream when
+ * the two disagree by more than RESYNC_NSEC (a stall, a device switch). `at_end`: the samples
+ * ended now (captured), else they start now (handed to PipeWire to play). */
+#define RESYNC_NSEC (40 * GST_MSECOND)
+
+static void stamp_continuous(GstElement *src, GstClockTime *next_pts, GstBuffer *buffer, size_t n, bool at_end) {
+        GstClockTime duration = gst_util_uint64_scale_int(n, GST_SECOND, PW_AUDIO_RATE);
+        g_autoptr(GstClock) clock = gst_element_get_clock(src);
+        GstClockTime now, start;
+
+        if (!clock)
+                return;
+        now = gst_clock_get_time(clock) - gst_element_get_base_time(src);
+        start = !at_end ? now : now > duration ? now - duration : 0;
+        if (!GST_CLOCK_TIME_IS_VALID(*next_pts) || GST_CLOCK_DIFF(*next_pts, start) > (GstClockTimeDiff) RESYNC_NSEC ||
+            GST_CLOCK_DIFF(start, *next_pts) > (GstClockTimeDiff) RESYNC_NSEC) {
+                if (GST_CLOCK_TIME_IS_VALID(*next_pts))
+                        GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
+                *next_pts = start;
+        }
+        GST_BUFFER_PTS(buffer) = *next_pts;
+        GST_BUFFER_DURATION(buffer) = duration;
+        *next_pts += duration;
+}
+
+/* PipeWire's data thread: one period of the microphone into the pipeline. Dropped until the
+ * pipeline plays (there is no running time before). */
 static void on_mic_samples(const int16_t *samples, size_t n, void *userdata) {
         Media *m = userdata;
         GstBuffer *buffer;
@@ -1018,11 +1057,26 @@ static void on_mic_samples(const int16_t *samples, size_t n, void *userdata) {
         } else
                 atomic_store(&m->mic_level_cdb, MEDIA_SILENCE_DBFS * 100);
 
-        if (GST_STATE(m->mic_src) != GST_STATE_PLAYING)
+        if (GST_STATE(m->mic_src) != GST_STATE_PLAYING) {
+                m->mic_chunk_fill = 0;
                 return;
-        buffer = gst_buffer_new_memdup(samples, n * sizeof(int16_t));
-        GST_BUFFER_DURATION(buffer) = gst_util_uint64_scale_int(n, GST_SECOND, PW_AUDIO_RATE);
-        gst_app_src_push_buffer(GST_APP_SRC(m->mic_src), buffer);
+        }
+        /* 10 ms buffers whatever PipeWire's period: webrtcdsp works on 10 ms and throws away what
+         * it holds whenever its base class still has a DISCONT pending, which stays pending until
+         * it has produced output: shorter buffers never got through it (GStreamer 1.22). */
+        for (size_t done = 0; done < n;) {
+                size_t take = MIN(n - done, MIC_CHUNK_SAMPLES - m->mic_chunk_fill);
+
+                memcpy(m->mic_chunk + m->mic_chunk_fill, samples + done, take * sizeof(int16_t));
+                m->mic_chunk_fill += take;
+                done += take;
+                if (m->mic_chunk_fill < MIC_CHUNK_SAMPLES)
+                        break;
+                buffer = gst_buffer_new_memdup(m->mic_chunk, sizeof(m->mic_chunk));
+                stamp_continuous(m->mic_src, &m->mic_next_pts, buffer, MIC_CHUNK_SAMPLES, true);
+                gst_app_src_push_buffer(GST_APP_SRC(m->mic_src), buffer);
+                m->mic_chunk_fill = 0;
+        }
 }
 
 static int media_open_microphone(Media *m, const char *target) {
@@ -1056,6 +1110,18 @@ static void speaker_free(gpointer p) {
         g_free(sp);
 }
 
+/* PipeWire's data thread: what the speaker plays now, as the echo canceller's reference. */
+static void on_speaker_played(const int16_t *samples, size_t n, void *userdata) {
+        Media *m = userdata;
+        GstBuffer *buffer;
+
+        if (GST_STATE(m->echo_src) != GST_STATE_PLAYING)
+                return;
+        buffer = gst_buffer_new_memdup(samples, n * sizeof(int16_t));
+        stamp_continuous(m->echo_src, &m->echo_next_pts, buffer, n, false);
+        gst_app_src_push_buffer(GST_APP_SRC(m->echo_src), buffer);
+}
+
 /* appsink's streaming thread. */
 static GstFlowReturn on_speaker_sample(GstAppSink *sink, gpointer userdata) {
         Speaker *sp = userdata;
@@ -1084,6 +1150,12 @@ static int media_attach_speaker(Media *m, GstElement *sink) {
         Speaker *sp = g_new0(Speaker, 1);
         int r;
 
+        /* The first speaker is the echo canceller's reference: what it hands PipeWire, when it
+         * does, is what comes back into the microphone (a reference taken before the speaker's
+         * ring buffer had a delay that changed with the network's jitter; the canceller lost
+         * track of it). */
+        if (m->echo_src && g_atomic_int_compare_and_exchange(&m->echo_taken, 0, 1))
+                config.played = on_speaker_played;
         /* media_set_output() may change the target and walk the speakers meanwhile. */
         g_mutex_lock(&m->speakers_lock);
         config.target = m->output_target;
@@ -1666,8 +1738,61 @@ static void media_connect(Media *m, size_t slot, const char *signal, GCallback c
                                                      media_closure_notify, 0);
 }
 
+/* webrtcdsp for the microphone (echo cancelling, noise suppression, gain control), with its echo
+ * probe for the speaker side, added to the pipeline; NULL when all three are off or the plugin
+ * is missing (calls then go on without, which beats no call). */
+static GstElement *media_build_voice_processing(Media *m, const MediaConfig *config) {
+        g_autofree char *probe_name = NULL;
+        GstElement *dsp;
+
+        if (!config->echo_cancel && !config->noise_suppression && !config->gain_control)
+                return NULL;
+        dsp = gst_element_factory_make("webrtcdsp", NULL);
+        if (!dsp) {
+                log_warning("Media: GStreamer element 'webrtcdsp' is missing (package gstreamer1.0-plugins-bad): "
+                            "no echo cancelling, noise suppression or gain control.");
+                return NULL;
+        }
+        g_object_set(dsp, "echo-cancel", (gboolean) config->echo_cancel, "noise-suppression",
+                     (gboolean) config->noise_suppression, "gain-control", (gboolean) config->gain_control,
+                     "high-pass-filter", TRUE, NULL);
+        if (config->echo_cancel) {
+                /* webrtcdsp looks its probe up by name in a process-wide list when it starts: the
+                 * probe exists from the start, with a name unique among the calls, fed by the
+                 * speaker stream (on_speaker_played()). */
+                GstElement *src = gst_element_factory_make("appsrc", NULL);
+                GstElement *probe = NULL, *sink = gst_element_factory_make("fakesink", NULL);
+                g_autoptr(GstCaps) caps = gst_caps_from_string(RAW_AUDIO_CAPS);
+
+                probe_name = g_strdup_printf("bwcall-echo-probe-%p", (void *) m);
+                probe = gst_element_factory_make("webrtcechoprobe", probe_name);
+                if (!src || !probe || !sink) {
+                        log_warning("Media: GStreamer element 'webrtcechoprobe' is missing: no echo cancelling.");
+                        g_object_set(dsp, "echo-cancel", FALSE, NULL);
+                        g_clear_pointer(&src, gst_object_unref);
+                        g_clear_pointer(&probe, gst_object_unref);
+                        g_clear_pointer(&sink, gst_object_unref);
+                } else {
+                        g_object_set(src, "caps", caps, "is-live", TRUE, "block", FALSE, "max-bytes",
+                                     (guint64) (PW_AUDIO_RATE * sizeof(int16_t) * MIC_QUEUE_MSEC / 1000), NULL);
+                        gst_util_set_object_arg(G_OBJECT(src), "format", "time");
+                        gst_util_set_object_arg(G_OBJECT(src), "leaky-type", "downstream");
+                        g_object_set(sink, "sync", FALSE, "async", FALSE, NULL);
+                        gst_bin_add_many(GST_BIN(m->pipeline), src, probe, sink, NULL);
+                        if (!gst_element_link_many(src, probe, sink, NULL))
+                                log_warning("Media: cannot link the echo reference.");
+                        m->echo_src = gst_object_ref(src);
+                        m->echo_next_pts = GST_CLOCK_TIME_NONE;
+                        g_object_set(dsp, "probe", probe_name, "extended-filter", TRUE, "delay-agnostic", TRUE,
+                                     NULL);
+                }
+        }
+        gst_bin_add(GST_BIN(m->pipeline), dsp);
+        return dsp;
+}
+
 static int media_build(Media *m, const MediaConfig *config) {
-        GstElement *src, *convert, *resample, *capsfilter, *mux, *queue;
+        GstElement *src, *convert, *resample, *capsfilter, *mux, *queue, *dsp;
         GstElement *encoder[MEDIA_ENCODER_MAX];
         size_t n_encoder = 0;
         g_autoptr(GstPad) mux_prio = NULL;
@@ -1728,14 +1853,14 @@ static int media_build(Media *m, const MediaConfig *config) {
                 gst_object_unref(clock);
         }
 
-        /* Live, stamped with the running time as each period leaves it (an encoder linked later,
-         * the G.711 swap, needs timestamps or the RTP timestamp never advances). Never blocks the
-         * PipeWire thread: when the pipeline stalls, the oldest audio goes. */
+        /* Live, stamped by mic_stamp() (an encoder linked later, the G.711 swap, needs timestamps
+         * or the RTP timestamp never advances). Never blocks the PipeWire thread: when the
+         * pipeline stalls, the oldest audio goes. */
         {
                 g_autoptr(GstCaps) mic_caps = gst_caps_from_string(RAW_AUDIO_CAPS);
 
                 m->mic_src = gst_object_ref(src);
-                g_object_set(src, "caps", mic_caps, "is-live", TRUE, "do-timestamp", TRUE, "block", FALSE,
+                g_object_set(src, "caps", mic_caps, "is-live", TRUE, "block", FALSE,
                              "max-bytes", (guint64) (PW_AUDIO_RATE * sizeof(int16_t) * MIC_QUEUE_MSEC / 1000),
                              /* A live source's latency: one 10 ms period, up to what it queues. */
                              "min-latency", (gint64) (10 * GST_MSECOND),
@@ -1774,7 +1899,9 @@ static int media_build(Media *m, const MediaConfig *config) {
         mux_prio = gst_element_request_pad_simple(mux, "priority_sink_%u");
         if (!m->mux_sink || !mux_prio)
                 return log_error_errno(-EINVAL, "Media: rtpdtmfmux gave no request pads.");
-        if (!gst_element_link_many(src, convert, resample, capsfilter, m->volume, NULL) ||
+        dsp = media_build_voice_processing(m, config);
+        if (!gst_element_link_many(src, convert, resample, capsfilter, NULL) ||
+            !(dsp ? gst_element_link_many(capsfilter, dsp, m->volume, NULL) : gst_element_link(capsfilter, m->volume)) ||
             !media_link_encoder(m, encoder, n_encoder) ||
             !gst_element_link_many(mux, queue, m->webrtcbin, NULL) ||
             !gst_element_link(m->dtmfsrc, m->dtmfcaps) ||
@@ -1854,6 +1981,7 @@ static int media_create(const MediaConfig *config, const MediaCallbacks *cb, voi
         m->speakers = g_ptr_array_new();
         atomic_init(&m->mic_level_cdb, MEDIA_SILENCE_DBFS * 100);
         atomic_init(&m->mic_sound_usec, 0);
+        m->mic_next_pts = GST_CLOCK_TIME_NONE;
         g_mutex_init(&m->speakers_lock);
         g_queue_init(&m->dtmf_queue);
 

@@ -24,6 +24,11 @@ typedef struct MediaConfig {
         unsigned latency_ms;              /* webrtcbin jitter buffer; 0 = 40 ms default */
         const char *input_target;         /* microphone node.name; NULL = default source */
         const char *output_target;        /* speaker node.name; NULL = default sink */
+        /* Voice processing of the microphone (webrtcdsp); the echo canceller learns from what
+         * the first audio receive branch plays (webrtcechoprobe). */
+        bool echo_cancel;
+        bool noise_suppression;
+        bool gain_control;
 } MediaConfig;
 
 typedef struct MediaCallbacks {

@@ -4,7 +4,7 @@ mid-call device choice, unplugged devices.
 
 Usage: test_devices.py CASE, CASE one of: check, no-microphone, configured-missing, lists,
 select-output, hotplug, switch-output, switch-input, unplug-output, muted-speaking,
-silent-microphone.
+silent-microphone, echo-cancel.
 The harness' virtual devices, or a device set without a microphone (BWCALL_HARNESS_DEVICES)."""
 import json
 import os
@@ -331,9 +331,54 @@ def case_silent_microphone(env):
     env.wait_state(path, "terminated")
 
 
+def echo_level(env, echo_cancel):
+    """One call to the 880 Hz far end with our speaker looped into our microphone: the level
+    (dBFS, median of 4 s after 6 s for the canceller to converge) at which the far end hears its own tone back."""
+    if env.daemon:
+        env.stop(env.daemon)
+    env.write_config(extra=f"[Media]\nEchoCancellation={'true' if echo_cancel else 'false'}\n"
+                           "NoiseSuppression=false\nGainControl=false\n")
+    mark = len(env.monitor_lines.snapshot())
+    env.start_daemon()
+    env.monitor_lines.wait_for(lambda it: first(it[mark:], lambda x: x.get("signal") == "LoginStateChanged"
+                                                and x["args"].get("cause") == "connected"), 15, "connected")
+    path = env.dial(TONE_NUMBER)
+    env.wait_state(path, "active")
+    start = len(env.events.snapshot())
+
+    def blocks(items):
+        got = [e for e in items[start:] if e.get("event") == "frequency"]
+        return got if len(got) >= 10 else None
+    got = env.events.wait_for(blocks, 20, "10 s of what the far end hears")[6:10]
+    levels = sorted(e.get("dbfs", -100) for e in got)
+    env.bwcall("hangup", path)
+    env.wait_state(path, "terminated")
+    bwtest.log(f"echo at the far end with EchoCancellation={echo_cancel}: {[(e.get('hz'), e.get('dbfs')) for e in got]}")
+    return (levels[1] + levels[2]) / 2
+
+
+def case_echo_cancel(env):
+    """What our speaker plays is looped into our microphone (test-sink's monitor → mic-feed): with
+    echo cancelling on, the far end hears its own tone at least 20 dB weaker than with it off."""
+    env.harness()
+    env.start_gateway()
+    env.write_config()
+    env.start_monitor()
+    env.daemon = None
+    r = subprocess.run(["pw-link", "test-sink:monitor_MONO", "mic-feed:playback_MONO"], env=env.env,
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, f"the harness loops the speaker into the microphone: {r.stderr.strip()}")
+    off = echo_level(env, False)
+    on = echo_level(env, True)
+    print(f"echo level at the far end: AEC off {off:.1f} dBFS, AEC on {on:.1f} dBFS, "
+          f"attenuation {off - on:.1f} dB", flush=True)
+    check(off > -40, f"without echo cancelling the far end hears itself ({off:.1f} dBFS): the loop works")
+    check(off - on >= 20, f"echo cancelling takes at least 20 dB off the echo ({off - on:.1f} dB)")
+
+
 bwtest.run_cases({"check": case_check, "no-microphone": case_no_microphone,
                   "configured-missing": case_configured_missing, "lists": case_lists,
                   "select-output": case_select_output, "hotplug": case_hotplug,
                   "switch-output": case_switch_output, "switch-input": case_switch_input,
                   "unplug-output": case_unplug_output, "muted-speaking": case_muted_speaking,
-                  "silent-microphone": case_silent_microphone})
+                  "silent-microphone": case_silent_microphone, "echo-cancel": case_echo_cancel})
