@@ -2,7 +2,7 @@
 # The one entry script.
 #   ./do demo            install what is needed, build, run a real call through bwgw-sim
 #   ./do test [--asan]   install, build and run every test; prints "N passed, N failed"
-#   ./do bench           install, build and run the benchmarks
+#   ./do bench           install, build and run the benchmarks (call set-up; jitter-buffer latency)
 #   ./do build [--asan]  install and build only
 #   ./do deps            install the Debian packages only
 set -euo pipefail
@@ -13,7 +13,7 @@ PACKAGES=(meson ninja-build pkg-config gcc libc6-dev python3 openssl ca-certific
           libglib2.0-dev libglib2.0-bin libsystemd-dev systemd dbus dbus-daemon
           libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
           libnice-dev gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-          gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-pipewire
+          gstreamer1.0-plugins-bad gstreamer1.0-nice
           libpipewire-0.3-dev pipewire pipewire-bin wireplumber
           libsoup-3.0-dev glib-networking libcurl4-openssl-dev libjson-c-dev libosip2-dev
           libcmocka-dev curl iproute2 util-linux gdb)
@@ -77,6 +77,7 @@ deps) deps ;;
 build) shift; deps; if [ "${1:-}" = "--asan" ]; then build build-asan -Db_sanitize=address,undefined -Dbuildtype=debug; else build build; fi ;;
 demo) shift; deps; build build; exec python3 tests/integration/demo.py --build "$top/build" "$@" ;;
 test) shift; cmd_test "$@" ;;
-bench) shift; deps; build build; exec python3 bench/bench.py --build "$top/build" "$@" ;;
+bench) shift; deps; build build; python3 bench/bench.py --build "$top/build" "$@"
+       exec python3 bench/latency.py --build "$top/build" ;;
 *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -119,14 +119,18 @@ PwAudio *pw_audio_unref(PwAudio *a) {
 }
 
 static void ring_read(PwAudioStream *s, int16_t *out, size_t n) {
+        /* A period longer than the thresholds (a graph running at 2048 samples) must not run dry
+         * every other period: keep 10 ms beyond one period. */
+        size_t start = MAX(MSEC_TO_SAMPLES(RING_START_MS), n + MSEC_TO_SAMPLES(10));
+        size_t trim_to = MAX(MSEC_TO_SAMPLES(RING_TRIM_MS), start + n);
         size_t got = 0;
 
         g_mutex_lock(&s->ring_lock);
-        if (!s->playing && s->ring_fill >= MSEC_TO_SAMPLES(RING_START_MS))
+        if (!s->playing && s->ring_fill >= start)
                 s->playing = true;
         if (s->playing) {
-                if (s->ring_fill > MSEC_TO_SAMPLES(RING_MAX_MS)) {
-                        size_t drop = s->ring_fill - MSEC_TO_SAMPLES(RING_TRIM_MS);
+                if (s->ring_fill > MAX(MSEC_TO_SAMPLES(RING_MAX_MS), trim_to + n)) {
+                        size_t drop = s->ring_fill - trim_to;
 
                         s->ring_read = (s->ring_read + drop) % s->ring_size;
                         s->ring_fill -= drop;
@@ -223,7 +227,9 @@ static void on_state_changed(void *userdata, enum pw_stream_state old, enum pw_s
 
         log_debug("PipeWire stream '%s': %s -> %s%s%s", s->name, pw_stream_state_as_string(old),
                   pw_stream_state_as_string(state), error ? ": " : "", error ? error : "");
-        if (state == PW_STREAM_STATE_ERROR && s->config.failed)
+        /* 0.3.65 reports a lost PipeWire connection as UNCONNECTED with an error ("connection
+         * error"), not as ERROR; our own disconnects come without one. */
+        if ((state == PW_STREAM_STATE_ERROR || (state == PW_STREAM_STATE_UNCONNECTED && error)) && s->config.failed)
                 s->config.failed(error ? error : "stream error", s->config.userdata);
 }
 
@@ -301,6 +307,9 @@ int pw_audio_stream_new(PwAudio *a, const PwAudioStreamConfig *config, PwAudioSt
         s->name = g_strdup(config->name ? config->name : "bwcall");
         s->target = config->target && *config->target ? g_strdup(config->target) : NULL;
         s->role = g_strdup(config->role);
+        s->config.name = s->name;
+        s->config.target = s->target;
+        s->config.role = s->role;
         g_mutex_init(&s->ring_lock);
         if (config->direction == PW_AUDIO_PLAYBACK && !config->fill) {
                 s->ring_size = MSEC_TO_SAMPLES(RING_CAPACITY_MS);
@@ -319,15 +328,24 @@ int pw_audio_stream_new(PwAudio *a, const PwAudioStreamConfig *config, PwAudioSt
 }
 
 int pw_audio_stream_set_target(PwAudioStream *s, const char *target) {
+        char *old;
         int r;
 
         assert(s);
         pw_thread_loop_lock(s->audio->loop);
         stream_disconnect(s);
-        g_free(s->target);
+        old = s->target;
         s->target = target && *target ? g_strdup(target) : NULL;
         r = stream_connect(s);
+        if (r < 0) {
+                /* Back to where it was rather than no audio at all. */
+                g_free(s->target);
+                s->target = TAKE_PTR(old);
+                (void) stream_connect(s);
+        }
+        s->config.target = s->target;
         pw_thread_loop_unlock(s->audio->loop);
+        g_free(old);
         return r;
 }
 

@@ -78,6 +78,8 @@ Call *call_unref(Call *c) {
         g_clear_handle_id(&c->mic_check, g_source_remove);
         tone_free(c->tone);
         g_free(c->tone_target);
+        g_clear_handle_id(&c->dtmf_feedback_timer, g_source_remove);
+        tone_free(c->dtmf_feedback);
         if (c->info_digits)
                 g_string_free(c->info_digits, TRUE);
         sip_message_free(c->invite);
@@ -198,7 +200,7 @@ static void call_set_flag(Call *c, bool *field, bool value, const char *property
 
 static gboolean on_mic_check(gpointer userdata) {
         Call *c = userdata;
-        uint64_t sound_usec, now = (uint64_t) g_get_monotonic_time();
+        uint64_t sound_usec, now;
         double dbfs;
         bool loud;
 
@@ -207,6 +209,7 @@ static gboolean on_mic_check(gpointer userdata) {
                 return G_SOURCE_REMOVE;
         }
         media_get_input_level(c->media, &dbfs, &sound_usec);
+        now = (uint64_t) g_get_monotonic_time(); /* after: the data thread may have just stored one */
         loud = dbfs > CALL_SPEECH_DBFS;
         c->mic_loud_checks = loud ? c->mic_loud_checks + 1 : 0;
         c->mic_quiet_checks = loud ? 0 : c->mic_quiet_checks + 1;
@@ -277,6 +280,8 @@ void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_co
                 g_clear_handle_id(&c->mic_check, g_source_remove);
                 /* Audio stops the moment the call ends, whatever SIP still has to do. */
                 c->media = media_free(c->media);
+                g_clear_handle_id(&c->dtmf_feedback_timer, g_source_remove);
+                c->dtmf_feedback = tone_free(c->dtmf_feedback);
         }
 
         log_info("Call %u (%s): %s → %s%s%s", c->id, c->number, call_state_to_string(old),
@@ -430,11 +435,41 @@ static void on_media_dtmf_received(Media *m, char digit, void *userdata) {
                 phone_notify_dtmf(c->phone, c, digit);
 }
 
+static gboolean on_dtmf_feedback_done(gpointer userdata) {
+        Call *c = userdata;
+
+        c->dtmf_feedback_timer = 0;
+        c->dtmf_feedback = tone_free(c->dtmf_feedback);
+        return G_SOURCE_REMOVE;
+}
+
+/* The digit going out now, heard on our speaker for as long as it lasts (keypad feedback). */
+static void call_dtmf_feedback(Call *c, char digit, unsigned duration_ms) {
+        int r;
+
+        if (!c->phone || !c->phone->config->tone_dtmf_feedback)
+                return;
+        g_clear_handle_id(&c->dtmf_feedback_timer, g_source_remove);
+        c->dtmf_feedback = tone_free(c->dtmf_feedback);
+        r = tone_new_dtmf(digit, duration_ms, call_device_in_use(c, CALL_DEVICE_OUTPUT), &c->dtmf_feedback);
+        if (r < 0) {
+                log_debug_errno(r, "Call %u: no DTMF feedback: %m", c->id);
+                return;
+        }
+        /* Its stream stays until the tone has played (PipeWire's delay included). */
+        c->dtmf_feedback_timer = g_timeout_add(duration_ms + 500, on_dtmf_feedback_done, c);
+}
+
+static void on_media_dtmf_sending(Media *m, char digit, unsigned duration_ms, void *userdata) {
+        call_dtmf_feedback(userdata, digit, duration_ms);
+}
+
 static const MediaCallbacks call_media_callbacks = {
         .offer_ready = on_offer_ready,
         .first_audio = on_first_audio,
         .failed = on_media_failed,
         .dtmf_received = on_media_dtmf_received,
+        .dtmf_sending = on_media_dtmf_sending,
 };
 
 static void call_media_config(const Call *c, MediaConfig *mc) {
@@ -475,23 +510,28 @@ static void call_devices_init(Call *c, const CallOptions *options) {
         c->device[CALL_DEVICE_OUTPUT].chosen = output && *output ? g_strdup(output) : NULL;
 }
 
-/* The one place a call's device in use changes: moves the media and tells the observers. */
-static void call_apply_device(Call *c, CallDevice d, const char *reason) {
+/* Moves the live media's microphone or speaker to node (NULL = the system default). */
+static int call_move_media(Call *c, CallDevice d, const char *node) {
+        int r;
+
+        if (!c->media)
+                return 0;
+        r = d == CALL_DEVICE_INPUT ? media_set_input(c->media, node) : media_set_output(c->media, node);
+        if (r < 0)
+                log_warning_errno(r, "Call %u: cannot move the %s to %s: %m", c->id, call_device_to_string(d),
+                                  node ?: "the system default");
+        return r;
+}
+
+/* Tells the observers that the call's device in use changed (Input/Output, AudioDeviceChanged). */
+static void call_notify_device(Call *c, CallDevice d, const char *reason) {
         static const char *const props[_CALL_DEVICE_MAX][2] = {
                 [CALL_DEVICE_INPUT] = { "Input", NULL },
                 [CALL_DEVICE_OUTPUT] = { "Output", NULL },
         };
         const char *node = call_device_in_use(c, d);
-        int r = 0;
 
-        if (c->media)
-                r = d == CALL_DEVICE_INPUT ? media_set_input(c->media, node) : media_set_output(c->media, node);
-        if (r < 0)
-                log_warning_errno(r, "Call %u: cannot move the %s to %s: %m", c->id, call_device_to_string(d),
-                                  node ?: "the system default");
-        else
-                log_info("Call %u: %s on %s (%s).", c->id, call_device_to_string(d), node ?: "the system default",
-                         reason);
+        log_info("Call %u: %s on %s (%s).", c->id, call_device_to_string(d), node ?: "the system default", reason);
         phone_notify_call_changed(c->phone, c, props[d]);
         phone_notify_audio_device(c->phone, c, call_device_to_string(d), node ?: "", reason);
 }
@@ -523,15 +563,20 @@ void call_set_tone(Call *c, ToneKind kind, const char *target) {
 }
 
 int call_set_device(Call *c, CallDevice d, const char *node) {
+        int r;
+
         assert(c);
         assert(d < _CALL_DEVICE_MAX);
 
         if (call_is_terminated(c))
                 return -ESTALE;
+        r = call_move_media(c, d, node && *node ? node : NULL);
+        if (r < 0)
+                return r; /* still on the device it was on */
         g_free(c->device[d].chosen);
         c->device[d].chosen = node && *node ? g_strdup(node) : NULL;
         c->device[d].unplugged = false;
-        call_apply_device(c, d, "requested");
+        call_notify_device(c, d, "requested");
         return 0;
 }
 
@@ -549,7 +594,8 @@ void call_devices_changed(Call *c, bool (*present)(CallDevice d, const char *nod
                 if (there == !c->device[d].unplugged)
                         continue;
                 c->device[d].unplugged = !there;
-                call_apply_device(c, d, there ? "returned" : "unplugged");
+                (void) call_move_media(c, d, call_device_in_use(c, d));
+                call_notify_device(c, d, there ? "returned" : "unplugged");
         }
 }
 
@@ -1035,6 +1081,7 @@ static gboolean on_info_dtmf(gpointer userdata) {
                 g_autofree char *body = g_strdup_printf("Signal=%c\r\nDuration=%d", digit, CALL_INFO_DTMF_DURATION_MS);
                 call_send(c, sip_build_request(&c->phone->ua, c->dialog, "INFO", NULL, "application/dtmf-relay",
                                                body, NULL));
+                call_dtmf_feedback(c, digit, CALL_INFO_DTMF_DURATION_MS);
         }
         if (c->info_digits->len > 0)
                 c->info_timer = g_timeout_add(digit == ',' ? CALL_DTMF_PAUSE_MS : CALL_INFO_DTMF_STEP_MS,
@@ -1188,6 +1235,7 @@ static const MediaCallbacks call_incoming_media_callbacks = {
         .first_audio = on_first_audio,
         .failed = on_media_failed,
         .dtmf_received = on_media_dtmf_received,
+        .dtmf_sending = on_media_dtmf_sending,
 };
 
 int call_new_incoming(Phone *phone, SipMessage *invite, Call **ret) {

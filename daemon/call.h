@@ -132,6 +132,8 @@ typedef struct Call {
         guint rtp_watchdog;         /* checks that RTP keeps arriving */
         guint mic_check;            /* speaking while muted, a silent microphone */
         Tone *tone;                 /* the local tone playing for this call, if any */
+        Tone *dtmf_feedback;        /* the digit we send, heard locally */
+        guint dtmf_feedback_timer;  /* frees it */
         char *tone_target;          /* and the node it plays on (NULL = default) */
         uint64_t mic_check_start;   /* CLOCK_MONOTONIC µs */
         unsigned mic_loud_checks, mic_quiet_checks;

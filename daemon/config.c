@@ -78,7 +78,7 @@ Config *config_new(void) {
          * bindings) well within the time a caller waits for an incoming call to ring. */
         c->keepalive_s = 15;
         c->keepalive_pong_timeout = true;
-        c->tone_ringback = c->tone_ring = c->tone_call_waiting = true;
+        c->tone_ringback = c->tone_ring = c->tone_call_waiting = c->tone_dtmf_feedback = true;
         c->echo_cancel = c->noise_suppression = c->gain_control = true;
         return c;
 }
@@ -152,6 +152,7 @@ static const ConfigKey config_keys[] = {
         { "Tones", "Ringback", VT_BOOL, offsetof(Config, tone_ringback) },
         { "Tones", "Ring", VT_BOOL, offsetof(Config, tone_ring) },
         { "Tones", "CallWaiting", VT_BOOL, offsetof(Config, tone_call_waiting) },
+        { "Tones", "DtmfFeedback", VT_BOOL, offsetof(Config, tone_dtmf_feedback) },
         { "Calls", "LingerMSec", VT_UINT, offsetof(Config, call_linger_ms) },
         { "Calls", "DtmfMethod", VT_DTMF_METHOD, offsetof(Config, dtmf_method) },
         { "Calls", "IncomingTimeoutMSec", VT_UINT, offsetof(Config, incoming_timeout_ms) },

@@ -55,6 +55,7 @@ typedef struct Config {
         bool tone_ringback;     /* [Tones]: local ringback while the far end rings (no early media) */
         bool tone_ring;         /* ring incoming calls on the ringer */
         bool tone_call_waiting; /* beep on the call's speaker when a second call comes in */
+        bool tone_dtmf_feedback; /* the digits we send, quietly on the call's speaker */
 
         DtmfMethod dtmf_method; /* default for new calls; Dial option "dtmf-method" overrides */
         unsigned incoming_timeout_ms; /* unanswered incoming calls get 408 after this */

@@ -155,7 +155,7 @@ struct Media {
         /* The echo canceller's reference: what the first speaker stream hands PipeWire goes
          * appsrc ! webrtcechoprobe ! fakesink. NULL without echo cancelling. */
         GstElement *echo_src;    /* (ref) */
-        gint echo_taken;         /* atomic: a speaker feeds it */
+        gpointer echo_speaker;   /* atomic: the Speaker that feeds it, the newest one */
         GstClockTime echo_next_pts; /* that speaker's data thread only */
         gint64 start_usec; /* monotonic, for timing logs */
 
@@ -1095,13 +1095,15 @@ static int media_open_microphone(Media *m, const char *target) {
 
 /* One receive branch's speaker: the appsink's callback data, freed with the appsink. */
 typedef struct Speaker {
-        Media *m; /* ref: the stream's failed callback uses it */
+        Media *m; /* ref: the stream's callbacks use it */
         PwAudioStream *stream;
 } Speaker;
 
 static void speaker_free(gpointer p) {
         Speaker *sp = p;
 
+        /* Its stream still runs until freed below; it stops feeding the reference now. */
+        g_atomic_pointer_compare_and_exchange(&sp->m->echo_speaker, sp, NULL);
         g_mutex_lock(&sp->m->speakers_lock);
         g_ptr_array_remove_fast(sp->m->speakers, sp);
         g_mutex_unlock(&sp->m->speakers_lock);
@@ -1110,12 +1112,21 @@ static void speaker_free(gpointer p) {
         g_free(sp);
 }
 
-/* PipeWire's data thread: what the speaker plays now, as the echo canceller's reference. */
+static void on_speaker_failed(const char *message, void *userdata) {
+        Speaker *sp = userdata;
+
+        on_stream_failed(message, sp->m);
+}
+
+/* PipeWire's data thread: what the speaker plays now, as the echo canceller's reference. Only
+ * the newest speaker's: a far end that changes its SSRC (a transfer, a re-anchoring SBC) gets a
+ * new receive branch while the old one plays silence. */
 static void on_speaker_played(const int16_t *samples, size_t n, void *userdata) {
-        Media *m = userdata;
+        Speaker *sp = userdata;
+        Media *m = sp->m;
         GstBuffer *buffer;
 
-        if (GST_STATE(m->echo_src) != GST_STATE_PLAYING)
+        if (g_atomic_pointer_get(&m->echo_speaker) != sp || GST_STATE(m->echo_src) != GST_STATE_PLAYING)
                 return;
         buffer = gst_buffer_new_memdup(samples, n * sizeof(int16_t));
         stamp_continuous(m->echo_src, &m->echo_next_pts, buffer, n, false);
@@ -1138,24 +1149,23 @@ static GstFlowReturn on_speaker_sample(GstAppSink *sink, gpointer userdata) {
 
 /* A speaker stream behind `sink` (an appsink not yet in the pipeline). Streaming thread. */
 static int media_attach_speaker(Media *m, GstElement *sink) {
+        Speaker *sp = g_new0(Speaker, 1);
+        /* The echo canceller's reference is what a speaker hands PipeWire, when it does: that is
+         * what comes back into the microphone (a reference taken before the speaker's ring buffer
+         * had a delay that changed with the network's jitter; the canceller lost track of it). */
         PwAudioStreamConfig config = {
                 .direction = PW_AUDIO_PLAYBACK,
                 .name = "bwcall speaker",
                 .role = "Communication",
-                .failed = on_stream_failed,
-                .userdata = m,
+                .played = m->echo_src ? on_speaker_played : NULL,
+                .failed = on_speaker_failed,
+                .userdata = sp,
         };
         GstAppSinkCallbacks callbacks = { .new_sample = on_speaker_sample };
         g_autoptr(GstCaps) caps = gst_caps_from_string(RAW_AUDIO_CAPS);
-        Speaker *sp = g_new0(Speaker, 1);
         int r;
 
-        /* The first speaker is the echo canceller's reference: what it hands PipeWire, when it
-         * does, is what comes back into the microphone (a reference taken before the speaker's
-         * ring buffer had a delay that changed with the network's jitter; the canceller lost
-         * track of it). */
-        if (m->echo_src && g_atomic_int_compare_and_exchange(&m->echo_taken, 0, 1))
-                config.played = on_speaker_played;
+        sp->m = media_ref(m);
         /* media_set_output() may change the target and walk the speakers meanwhile. */
         g_mutex_lock(&m->speakers_lock);
         config.target = m->output_target;
@@ -1164,10 +1174,12 @@ static int media_attach_speaker(Media *m, GstElement *sink) {
                 g_ptr_array_add(m->speakers, sp);
         g_mutex_unlock(&m->speakers_lock);
         if (r < 0) {
+                media_unref(sp->m);
                 g_free(sp);
                 return log_error_errno(r, "Media: cannot open the speaker stream: %m");
         }
-        sp->m = media_ref(m);
+        if (m->echo_src)
+                g_atomic_pointer_set(&m->echo_speaker, sp);
         /* Paced by the jitter buffer upstream; the stream's ring absorbs the rest. */
         g_object_set(sink, "caps", caps, "sync", FALSE, "async", FALSE, NULL);
         gst_app_sink_set_callbacks(GST_APP_SINK(sink), &callbacks, sp, speaker_free);
@@ -1396,6 +1408,8 @@ static void media_dtmf_next(Media *m) {
                 m->dtmf_tone_on = true;
                 m->dtmf_gap_ms = t->gap_ms;
                 media_dtmf_schedule(m, t->duration_ms);
+                if (m->cb.dtmf_sending)
+                        m->cb.dtmf_sending(m, t->digit, t->duration_ms, m->userdata);
         } else {
                 log_warning("Media: rtpdtmfsrc refused DTMF digit %c (pipeline not playing?).", t->digit);
                 media_dtmf_schedule(m, t->duration_ms + t->gap_ms);
@@ -2507,6 +2521,23 @@ GVariant *media_get_stats(Media *m) {
 
         if (acc.codec || m->codec)
                 g_variant_builder_add(&b, "{sv}", "codec", g_variant_new_string(acc.codec ?: m->codec));
+        {
+                /* Gaps the user hears: the speaker ran dry (jitter beyond the buffer), or delay
+                 * trimmed away; in samples for the latter. */
+                uint64_t underruns = 0, dropped = 0;
+
+                g_mutex_lock(&m->speakers_lock);
+                for (guint i = 0; i < m->speakers->len; i++) {
+                        uint64_t u, d;
+
+                        pw_audio_stream_get_stats(((Speaker *) m->speakers->pdata[i])->stream, &u, &d);
+                        underruns += u;
+                        dropped += d;
+                }
+                g_mutex_unlock(&m->speakers_lock);
+                g_variant_builder_add(&b, "{sv}", "speaker-underruns", g_variant_new_uint64(underruns));
+                g_variant_builder_add(&b, "{sv}", "speaker-dropped-samples", g_variant_new_uint64(dropped));
+        }
         if (acc.have_sent) {
                 g_variant_builder_add(&b, "{sv}", "packets-sent",
                                       g_variant_new_uint64((uint64_t) acc.packets_sent));

@@ -42,6 +42,8 @@ typedef struct MediaCallbacks {
         /* An RFC 4733 telephone-event from the far end, once per event (not per packet):
          * digit is one of 0-9 * # A-D. Optional. */
         void (*dtmf_received)(Media *m, char digit, void *userdata);
+        /* A queued digit starts going out now, for duration_ms. Optional. */
+        void (*dtmf_sending)(Media *m, char digit, unsigned duration_ms, void *userdata);
         /* All digits queued with media_send_dtmf() went out. Optional. */
         void (*dtmf_sent)(Media *m, void *userdata);
 } MediaCallbacks;

@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 
 #include <glib.h>
 
@@ -26,10 +27,18 @@ static const struct {
         [TONE_RING] = { "ring", "Notification", 0.25,
                         { { { 440, 480 }, 400 }, { { 0, 0 }, 200 }, { { 440, 480 }, 400 }, { { 0, 0 }, 2000 } } },
         [TONE_CALL_WAITING] = { "call-waiting", "Communication", 0.1, { { { 440, 0 }, 300 }, { { 0, 0 }, 9700 } } },
+        /* The steps are the digit's (tone_new_dtmf()). */
+        [TONE_DTMF] = { "dtmf", "Communication", 0.05, {} },
 };
+
+/* RFC 4733 / Q.23 keypad: row and column frequencies. */
+static const char dtmf_keys[] = "123A456B789C*0#D";
+static const double dtmf_rows[4] = { 697, 770, 852, 941 };
+static const double dtmf_cols[4] = { 1209, 1336, 1477, 1633 };
 
 struct Tone {
         ToneKind kind;
+        ToneStep steps[TONE_MAX_STEPS]; /* the pattern's, or a digit's */
         PwAudio *audio;
         PwAudioStream *stream;
         /* PipeWire's data thread only. */
@@ -48,7 +57,7 @@ ToneKind tone_get_kind(const Tone *t) {
  * drifts and each step starts at phase 0 (no clicks at the step edges). */
 static void on_fill(int16_t *samples, size_t n, void *userdata) {
         Tone *t = userdata;
-        const ToneStep *steps = tone_patterns[t->kind].steps;
+        const ToneStep *steps = t->steps;
         double amplitude = tone_patterns[t->kind].amplitude * 32767.0;
         uint64_t cycle = 0;
 
@@ -75,17 +84,15 @@ static void on_fill(int16_t *samples, size_t n, void *userdata) {
         }
 }
 
-int tone_new(ToneKind kind, const char *target, Tone **ret) {
+static int tone_start(ToneKind kind, const ToneStep steps[TONE_MAX_STEPS], const char *target, Tone **ret) {
         g_autofree char *name = NULL;
         PwAudioStreamConfig config;
         Tone *t;
         int r;
 
-        assert(kind < _TONE_MAX);
-        assert(ret);
-
         t = g_new0(Tone, 1);
         t->kind = kind;
+        memcpy(t->steps, steps, sizeof(t->steps));
         r = pw_audio_new("bwcall-tone", &t->audio);
         if (r < 0) {
                 g_free(t);
@@ -107,6 +114,26 @@ int tone_new(ToneKind kind, const char *target, Tone **ret) {
         }
         *ret = t;
         return 0;
+}
+
+int tone_new(ToneKind kind, const char *target, Tone **ret) {
+        assert(kind < _TONE_MAX && kind != TONE_DTMF);
+        assert(ret);
+        return tone_start(kind, tone_patterns[kind].steps, target, ret);
+}
+
+int tone_new_dtmf(char digit, unsigned duration_ms, const char *target, Tone **ret) {
+        const char *key = digit ? strchr(dtmf_keys, g_ascii_toupper(digit)) : NULL;
+        ToneStep steps[TONE_MAX_STEPS] = {};
+        size_t i;
+
+        assert(ret);
+        if (!key)
+                return -EINVAL;
+        i = (size_t) (key - dtmf_keys);
+        steps[0] = (ToneStep) { { dtmf_rows[i / 4], dtmf_cols[i % 4] }, duration_ms };
+        steps[1] = (ToneStep) { { 0, 0 }, 60000 }; /* silent until freed */
+        return tone_start(TONE_DTMF, steps, target, ret);
 }
 
 Tone *tone_free(Tone *t) {

@@ -4,7 +4,7 @@ mid-call device choice, unplugged devices.
 
 Usage: test_devices.py CASE, CASE one of: check, no-microphone, configured-missing, lists,
 select-output, hotplug, switch-output, switch-input, unplug-output, muted-speaking,
-silent-microphone, echo-cancel.
+silent-microphone, echo-cancel, pipewire-gone.
 The harness' virtual devices, or a device set without a microphone (BWCALL_HARNESS_DEVICES)."""
 import json
 import os
@@ -376,9 +376,35 @@ def case_echo_cancel(env):
     check(off - on >= 20, f"echo cancelling takes at least 20 dB off the echo ({off - on:.1f} dB)")
 
 
+def case_pipewire_gone(env):
+    """PipeWire dies mid-call: the call ends at once with a cause (not a silent call that looks up),
+    bwcalld stays, and the device checks say PipeWire is not there."""
+    env.harness()
+    env.start_gateway()
+    env.start_connected()
+    env.play_tone(1000)
+    path = env.dial(TONE_NUMBER)
+    env.wait_state(path, "active")
+    env.heard(1000)
+    with open(os.path.join(env.harness_dir, "pids")) as f:
+        pids = [int(x) for x in f.read().split()]
+    pipewire = pids[1]  # harness.sh records dbus-daemon, pipewire, wireplumber in that order
+    with open(f"/proc/{pipewire}/comm") as f:
+        check(f.read().strip() == "pipewire", "the second recorded PID is our PipeWire")
+    os.kill(pipewire, 15)
+    sc = env.wait_state(path, "terminated", timeout=10)
+    check(sc["args"]["cause"] == "RTP Timeout", f"the call ends like a call without media: {sc['args']}")
+    check(env.bwcall("status").returncode == 0, "bwcalld keeps serving")
+    env.monitor_lines.wait_for(lambda it: first(it, lambda x: x.get("signal") == "DevicesChanged"), 10,
+                               "DevicesChanged when PipeWire went away")
+    r = check_devices(env)
+    check(r.returncode != 0 and "PipeWire" in r.stderr, f"CheckAvailableDevices says why: {r.stderr.strip()}")
+
+
 bwtest.run_cases({"check": case_check, "no-microphone": case_no_microphone,
                   "configured-missing": case_configured_missing, "lists": case_lists,
                   "select-output": case_select_output, "hotplug": case_hotplug,
                   "switch-output": case_switch_output, "switch-input": case_switch_input,
                   "unplug-output": case_unplug_output, "muted-speaking": case_muted_speaking,
-                  "silent-microphone": case_silent_microphone, "echo-cancel": case_echo_cancel})
+                  "silent-microphone": case_silent_microphone, "echo-cancel": case_echo_cancel,
+                  "pipewire-gone": case_pipewire_gone})

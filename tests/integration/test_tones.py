@@ -2,7 +2,7 @@
 """Local tones (issue 7): ringback, the ring on the ringer device, the call-waiting beep; each
 heard on the right virtual speaker's monitor and nowhere else.
 
-Usage: test_tones.py CASE, CASE one of: ringback, ring, call-waiting."""
+Usage: test_tones.py CASE, CASE one of: ringback, ring, call-waiting, dtmf-feedback."""
 import bwtest
 from bwtest import check, near
 from test_control import active_call, bring_up, call_n, monitor_len
@@ -10,6 +10,7 @@ from test_incoming import incoming
 
 RINGS_FOREVER = "+15550001002"
 EARLY_MEDIA = "+15550001003"
+SILENT_FAR_END = "+15550001009"
 # The tones' frequencies: ringback and ring are 440+480 Hz, call waiting 440 Hz.
 TONE_HZ = (440, 480)
 
@@ -83,4 +84,20 @@ def case_call_waiting(env):
     env.wait_state(second, "terminated")
 
 
-bwtest.run_cases({"ringback": case_ringback, "ring": case_ring, "call-waiting": case_call_waiting})
+def case_dtmf_feedback(env):
+    """The digits we send are heard quietly on our speaker (here from a far end that sends no
+    audio, so nothing else plays there)."""
+    bring_up(env)
+    path = active_call(env, SILENT_FAR_END)
+    speaker = env.start_record("test-sink", seconds=2)
+    env.bwcall("dtmf", call_n(path), "555")
+    rec = seconds(env.finish_record(speaker, seconds=2))
+    check(any(near(b.get("hz"), 770, 10) or near(b.get("hz"), 1336, 10) for b in rec)
+          and max(b.get("dbfs", -99) for b in rec) > -45, f"the digit 5 (770+1336 Hz) on our speaker: {rec}")
+    env.wait_event(lambda e: e.get("event") == "dtmf" and e.get("digit") == "5", 10, "the far end got the digit")
+    env.bwcall("hangup", call_n(path))
+    env.wait_state(path, "terminated")
+
+
+bwtest.run_cases({"ringback": case_ringback, "ring": case_ring, "call-waiting": case_call_waiting,
+                  "dtmf-feedback": case_dtmf_feedback})

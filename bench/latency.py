@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""./do bench latency: which jitter-buffer latency ([Media] LatencyMSec) plays the far end's
+audio without gaps on loopback.
+
+For each latency, one call of --seconds (default 20) to +15550001000 (880 Hz), then the call's
+Stats: speaker-underruns (the speaker ran dry: an audible gap) and speaker-dropped-samples
+(delay trimmed away). The ratio column compares the underruns with those at 200 ms, GStreamer's
+default (platform-notes §1). Benchmarks print figures; no test asserts on them."""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+import bwtest  # noqa: E402
+from bwtest import first  # noqa: E402
+
+NUMBER = "+15550001000"
+
+
+def one(env, latency, seconds):
+    if env.daemon:
+        env.stop(env.daemon)
+    env.write_config(extra=f"[Media]\nLatencyMSec={latency}\n")
+    mark = len(env.monitor_lines.snapshot())
+    env.start_daemon()
+    env.monitor_lines.wait_for(lambda it: first(it[mark:], lambda x: x.get("signal") == "LoginStateChanged"
+                                                and x["args"].get("cause") == "connected"), 15, "connected")
+    path = env.dial(NUMBER)
+    env.wait_state(path, "active")
+    start = len(env.events.snapshot())
+    env.events.wait_for(lambda items: len([e for e in items[start:] if e.get("event") == "frequency"]) >= seconds,
+                        seconds + 10, f"{seconds} s of call")
+    r = env.bwcall("calls", "--json", "--stats")
+    stats = next(c for c in json.loads(r.stdout)["calls"] if c["path"] == path).get("Stats", {})
+    env.bwcall("hangup", path)
+    env.wait_state(path, "terminated")
+    return stats.get("speaker-underruns", 0), stats.get("speaker-dropped-samples", 0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=bwtest.BUILD)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--latencies", default="20,40,80,200")
+    args = ap.parse_args()
+    os.environ["BWCALL_BUILDDIR"] = args.build
+    latencies = [int(x) for x in args.latencies.split(",")]
+    rows = []
+    with bwtest.Env("bench-latency") as env:
+        env.harness()
+        env.start_gateway()
+        env.write_config()
+        env.start_monitor(echo=False)
+        env.daemon = None
+        env.play_tone(1000)
+        for latency in latencies:
+            rows.append((latency, *one(env, latency, args.seconds)))
+    base = next((r[1] for r in rows if r[0] == 200), None)
+    print(f"\n{'LatencyMSec':>11} {'underruns':>10} {'per minute':>11} {'dropped ms':>11} {'ratio vs 200':>13}")
+    for latency, underruns, dropped in rows:
+        per_min = underruns * 60 / args.seconds
+        ratio = "-" if not base else f"{underruns / base:.2f}"
+        print(f"{latency:>11} {underruns:>10} {per_min:>11.1f} {dropped / 48:>11.1f} {ratio:>13}")
+
+
+if __name__ == "__main__":
+    main()
