@@ -36,6 +36,9 @@
  * client: up to 5 restarts 3 s apart within its 10 s media timeout). */
 #define CALL_ICE_RESTART_AFTER_MS 3000
 #define CALL_ICE_RESTART_INTERVAL_MS 3000
+/* An ICE restart re-checks the old local candidates only; when one did not bring RTP back, the
+ * next step builds new media (call_renew_media()): the address it used may be gone. */
+#define CALL_ICE_RESTARTS_BEFORE_RENEW 1U
 
 static const char *const call_state_names[_CALL_STATE_MAX] = {
         [CALL_STATE_DIALING] = "dialing",   [CALL_STATE_RINGING] = "ringing",
@@ -87,6 +90,7 @@ Call *call_unref(Call *c) {
         g_free(c->remote_display);
         for (CallDevice d = 0; d < _CALL_DEVICE_MAX; d++)
                 g_free(c->device[d].chosen);
+        media_free(c->pending_media);
         media_free(c->media);
         sip_dialog_free(c->dialog);
         g_free(c->number);
@@ -170,6 +174,7 @@ static gboolean on_rtp_check(gpointer userdata) {
         if (packets != c->rtp_packets || c->local_hold || c->remote_hold) {
                 c->rtp_packets = packets;
                 c->rtp_last_change = now;
+                c->failed_ice_restarts = 0;
                 call_set_reconnecting(c, false);
                 return G_SOURCE_CONTINUE;
         }
@@ -177,8 +182,13 @@ static gboolean on_rtp_check(gpointer userdata) {
         if (silent >= restart_after && silent < (uint64_t) timeout_ms * USEC_PER_MSEC) {
                 /* "The call looks up but is silent": try to heal the path before giving up. */
                 call_set_reconnecting(c, true);
-                if (now - c->last_ice_restart >= (uint64_t) CALL_ICE_RESTART_INTERVAL_MS * USEC_PER_MSEC)
-                        (void) call_ice_restart(c, "no RTP");
+                if (now - c->last_ice_restart >= (uint64_t) CALL_ICE_RESTART_INTERVAL_MS * USEC_PER_MSEC) {
+                        if (c->failed_ice_restarts >= CALL_ICE_RESTARTS_BEFORE_RENEW &&
+                            call_renew_media(c, "an ICE restart did not bring RTP back") == 0)
+                                c->failed_ice_restarts = 0;
+                        else if (call_ice_restart(c, "no RTP") == 0)
+                                c->failed_ice_restarts++;
+                }
         }
         if (silent < (uint64_t) timeout_ms * USEC_PER_MSEC)
                 return G_SOURCE_CONTINUE;
@@ -280,6 +290,7 @@ void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_co
                 g_clear_handle_id(&c->mic_check, g_source_remove);
                 /* Audio stops the moment the call ends, whatever SIP still has to do. */
                 c->media = media_free(c->media);
+                c->pending_media = media_free(c->pending_media);
                 g_clear_handle_id(&c->dtmf_feedback_timer, g_source_remove);
                 c->dtmf_feedback = tone_free(c->dtmf_feedback);
         }
@@ -345,11 +356,17 @@ static gboolean on_timer_b(gpointer userdata) {
 
 static void call_send_invite(Call *c, const char *sdp);
 
+static void call_renewal_offer_ready(Call *c, int error);
+
 static void on_offer_ready(Media *m, const char *sdp, int error, void *userdata) {
         Call *c = userdata;
 
         if (call_is_terminated(c)) /* hung up while gathering: nothing goes on the wire (SDK) */
                 return;
+        if (m == c->pending_media) {
+                call_renewal_offer_ready(c, error);
+                return;
+        }
         if (error < 0) {
                 MediaConfig mc;
 
@@ -420,6 +437,11 @@ static void on_first_audio(Media *m, void *userdata) {
 static void on_media_failed(Media *m, int error, const char *message, void *userdata) {
         Call *c = userdata;
 
+        if (m == c->pending_media) {
+                log_warning("Call %u: the renewed media failed (%s); keeping the old one.", c->id, message);
+                c->pending_media = media_free(c->pending_media);
+                return;
+        }
         log_warning("Call %u: media failed: %s", c->id, message);
         if (call_is_confirmed(c))
                 call_abort(c, "RTP Timeout", 408, "RTP Timeout");
@@ -880,7 +902,9 @@ static void call_update_hold_state(Call *c) {
 /* Our SDP for a re-INVITE or a 200 to one: the WebRTC session stays as it is; only the
  * direction follows local and remote hold (gateway-protocol.md §6). */
 static char *call_local_sdp(Call *c, SdpDirection remote_offer, bool answering) {
-        const char *base = c->media ? media_get_local_sdp(c->media) : NULL;
+        /* A renewal's re-INVITE offers the new media's description. */
+        Media *media = c->reinvite_renew && !answering ? c->pending_media : c->media;
+        const char *base = media ? media_get_local_sdp(media) : NULL;
         SdpDirection d;
 
         if (!base)
@@ -964,7 +988,38 @@ static void call_dialog_lost(Call *c, unsigned status) {
         call_sip_finished(c);
 }
 
-/* The answer to our re-INVITE: a hold/resume, or an ICE restart (reinvite_ice). */
+/* The answer to a renewal's re-INVITE (answer NULL: refused with status): the new media takes
+ * over, with the call's mute and hold state, or is dropped and the old one stays. */
+static void call_renewal_answered(Call *c, const char *answer, unsigned status) {
+        Media *old;
+        int r;
+
+        c->reinvite_renew = false;
+        if (!answer) {
+                log_warning("Call %u: the gateway refused the media renewal (%u).", c->id, status);
+                c->pending_media = media_free(c->pending_media);
+                return;
+        }
+        r = media_set_answer(c->pending_media, answer);
+        if (r < 0) {
+                log_warning_errno(r, "Call %u: unusable answer to the media renewal: %m", c->id);
+                c->pending_media = media_free(c->pending_media);
+                return;
+        }
+        old = c->media;
+        c->media = TAKE_PTR(c->pending_media);
+        media_set_muted(c->media, c->muted);
+        media_set_active(c->media, !c->local_hold);
+        media_free(old);
+        /* The watchdog counts the new media's packets from zero; RtpTimeoutMSec still counts from
+         * when the silence began (a far end that is gone for good ends the call in time). */
+        c->rtp_packets = 0;
+        c->failed_ice_restarts = 0;
+        log_info("Call %u: media renewed: new local candidates and DTLS session.", c->id);
+}
+
+/* The answer to our re-INVITE: a hold/resume, an ICE restart (reinvite_ice), or a media
+ * renewal (reinvite_renew). */
 static void call_handle_reinvite_response(Call *c, const SipMessage *m, unsigned status) {
         static const char *const props[] = { "LocalHold", NULL };
         int r;
@@ -976,6 +1031,12 @@ static void call_handle_reinvite_response(Call *c, const SipMessage *m, unsigned
          * business for INVITE; over a reliable socket JsSIP sends it as a new request with the
          * re-INVITE's CSeq. */
         call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
+        if (c->reinvite_renew && status != 491) {
+                call_renewal_answered(c, status < 300 ? sip_message_body(m) : NULL, status);
+                if (status == 408 || status == 481)
+                        call_dialog_lost(c, status);
+                return;
+        }
         if (status < 300 && c->reinvite_ice) {
                 c->reinvite_ice = false;
                 r = media_ice_apply_remote(c->media, sip_message_body(m));
@@ -1433,6 +1494,83 @@ static void call_handle_incoming_refer(Call *c, const SipMessage *m) {
                                        "SIP/2.0 603 Decline", NULL));
 }
 
+bool call_media_addresses_gone(const Call *c, const char *local_addresses) {
+        const char *sdp = c->media ? media_get_local_sdp(c->media) : NULL;
+        g_auto(GStrv) lines = NULL;
+        bool any = false;
+
+        if (!sdp || !local_addresses)
+                return false;
+        lines = g_strsplit(sdp, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                g_auto(GStrv) f = NULL;
+                g_autofree char *needle = NULL;
+
+                /* a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host;
+                 * UDP only: what the media flows on (an active TCP candidate binds nothing). */
+                if (!g_str_has_prefix(*l, "a=candidate:") || !strstr(*l, " typ host"))
+                        continue;
+                f = g_strsplit(g_strstrip(*l), " ", 7);
+                if (g_strv_length(f) < 6 || g_ascii_strcasecmp(f[2], "UDP") != 0)
+                        continue;
+                any = true;
+                /* local_addresses: "iface/address iface/address ..." */
+                needle = g_strdup_printf("/%s", f[4]);
+                for (const char *p = strstr(local_addresses, needle); p; p = strstr(p + 1, needle)) {
+                        char end = p[strlen(needle)];
+                        if (end == ' ' || end == '\0')
+                                return false; /* one of its addresses is still there */
+                }
+        }
+        return any;
+}
+
+int call_renew_media(Call *c, const char *why) {
+        MediaConfig mc;
+        int r;
+
+        if (call_is_terminated(c) || !call_is_confirmed(c) || !c->media)
+                return -ESTALE;
+        if (c->pending_media || c->reinvite_cseq || c->reinvite_retry)
+                return -EBUSY;
+        if (!transport_is_connected(c->phone->transport)) {
+                c->renew_wanted = true; /* after the reconnect (call_transport_restored()) */
+                return 0;
+        }
+        c->renew_wanted = false;
+        call_media_config(c, &mc);
+        r = media_new_offer(&mc, &call_media_callbacks, c, &c->pending_media);
+        if (r < 0)
+                return log_warning_errno(r, "Call %u: cannot build new media: %m", c->id);
+        c->last_ice_restart = (uint64_t) g_get_monotonic_time();
+        log_info("Call %u: renewing the media (%s).", c->id, why);
+        return 0;
+}
+
+/* The renewal's offer is gathered: it goes out in a re-INVITE, same direction as now. */
+static void call_renewal_offer_ready(Call *c, int error) {
+        int r;
+
+        if (error >= 0 && (c->reinvite_cseq || c->reinvite_retry))
+                error = -EBUSY; /* a hold crossed it; the watchdog renews again if still needed */
+        if (error >= 0)
+                error = media_continue_session(c->pending_media, c->media);
+        if (error < 0) {
+                log_warning_errno(error, "Call %u: no media renewal: %m", c->id);
+                c->pending_media = media_free(c->pending_media);
+                return;
+        }
+        c->reinvite_renew = true;
+        c->reinvite_hold = c->local_hold;
+        c->reinvite_attempts = 1;
+        r = call_send_reinvite(c);
+        if (r < 0) {
+                log_warning_errno(r, "Call %u: cannot send the media renewal re-INVITE: %m", c->id);
+                c->reinvite_renew = false;
+                c->pending_media = media_free(c->pending_media);
+        }
+}
+
 int call_ice_restart(Call *c, const char *why) {
         int r;
 
@@ -1472,7 +1610,9 @@ void call_transport_restored(Call *c) {
 
         if (call_is_terminated(c) || !call_is_confirmed(c) || c->options_cseq)
                 return;
-        /* An ICE restart re-INVITE that is due anyway tells the gateway just as well. */
+        /* A renewal or an ICE restart re-INVITE that is due anyway tells the gateway just as well. */
+        if (c->renew_wanted && call_renew_media(c, "the call's addresses went away") == 0)
+                return;
         if (c->ice_restart_wanted && call_ice_restart(c, "the network changed") == 0)
                 return;
         text = sip_build_request(&c->phone->ua, c->dialog, "OPTIONS", headers, NULL, NULL, &c->options_cseq);
@@ -1568,6 +1708,11 @@ void call_transport_lost(Call *c) {
                 call_set_state(c, CALL_STATE_TERMINATED, "Connection Error", 0);
                 call_sip_finished(c);
                 return;
+        }
+        /* A renewal in flight: its answer is lost; the watchdog or the next change renews again. */
+        if (c->reinvite_renew) {
+                c->reinvite_renew = false;
+                c->pending_media = media_free(c->pending_media);
         }
         /* An ICE restart in flight: its answer is lost, so it goes again over the next socket. */
         if (c->reinvite_ice) {

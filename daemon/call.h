@@ -124,6 +124,10 @@ typedef struct Call {
 
         /* media recovery */
         bool reinvite_ice;          /* the re-INVITE in flight is an ICE restart */
+        bool reinvite_renew;        /* the re-INVITE in flight offers pending_media */
+        Media *pending_media;       /* a media renewal: new webrtcbin, until its answer is in */
+        bool renew_wanted;          /* renew once the gateway connection is back */
+        unsigned failed_ice_restarts; /* in a row without RTP coming back */
         bool ice_restart_wanted;    /* restart once the gateway connection is back */
         bool reconnecting;          /* no RTP: restarting ICE (the Reconnecting property) */
         uint64_t last_ice_restart;  /* CLOCK_MONOTONIC µs */
@@ -169,6 +173,15 @@ int call_set_device(Call *c, CallDevice d, const char *node);
  * a chosen device that is back → used again. `present(node)` says whether a node is there. */
 void call_devices_changed(Call *c, bool (*present)(CallDevice d, const char *node, void *userdata),
                           void *userdata);
+
+/* Media renewal: a new webrtcbin (new local candidates, new DTLS session) offered in a
+ * re-INVITE, for when the addresses the call's media used went away: an ICE restart only
+ * re-checks the old candidates (libnice 0.1.21 does not gather again). The old media plays
+ * until the answer is applied. -EBUSY while another re-INVITE is in flight. */
+int call_renew_media(Call *c, const char *why);
+/* Whether none of the addresses the call's media gathered on is among local_addresses (the
+ * phone's "iface/address ..." list) any more: an ICE restart cannot help then. */
+bool call_media_addresses_gone(const Call *c, const char *local_addresses);
 
 /* Plays kind (or nothing: _TONE_MAX) for this call on target; the phone decides which. */
 void call_set_tone(Call *c, ToneKind kind, const char *target);

@@ -143,6 +143,7 @@ struct Media {
         bool answerer;
         bool offer_lets_us_send; /* answerer: the offer was sendrecv or recvonly */
         MediaFormat initial;     /* the format the pipeline was built with */
+        char tls_id[25];         /* RFC 8842 a=tls-id: this pipeline's DTLS association */
         PwAudio *pw;             /* our PipeWire connection (ref) */
         GstElement *mic_src;     /* appsrc the microphone stream pushes into (ref) */
         GstElement *pipeline;
@@ -856,6 +857,14 @@ static void on_description_created(GstPromise *promise, gpointer userdata) {
                 }
         } else
                 offer_add_codecs(desc->sdp);
+        /* RFC 8842: a new DTLS association (a renewed Media in a re-INVITE) must be told from the
+         * old one, and the fingerprint cannot tell: GStreamer uses one certificate per process. */
+        for (guint i = 0; i < gst_sdp_message_medias_len(desc->sdp); i++) {
+                GstSDPMedia *media = (GstSDPMedia *) gst_sdp_message_get_media(desc->sdp, i);
+
+                if (!gst_sdp_media_get_attribute_val(media, "tls-id"))
+                        gst_sdp_media_add_attribute(media, "tls-id", m->tls_id);
+        }
 
         /* Gathering starts here; the result arrives through notify::ice-gathering-state. */
         set_promise = gst_promise_new_with_change_func(on_local_description_set, media_ref(m),
@@ -1986,6 +1995,8 @@ static int media_create(const MediaConfig *config, const MediaCallbacks *cb, voi
         m->answerer = answerer;
         m->initial = *format;
         m->codec = g_strdup(send_codecs[format->codec].name);
+        for (size_t i = 0; i + 1 < sizeof(m->tls_id); i++)
+                m->tls_id[i] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[g_random_int_range(0, 62)];
         if (config->output_target && *config->output_target)
                 m->output_target = g_strdup(config->output_target);
         m->start_usec = g_get_monotonic_time();
@@ -2277,6 +2288,44 @@ int media_ice_restart(Media *m) {
         m->local_sdp = sdp;
         log_info("Media: ICE restarted (new ufrag %s).", ufrag);
         return 0;
+}
+
+int media_continue_session(Media *m, const Media *previous) {
+        GstSDPMessage *prev = NULL, *msg = NULL;
+        const GstSDPOrigin *po, *o;
+        g_autofree char *version = NULL;
+        int r = -EINVAL;
+
+        assert(m);
+        assert(previous);
+        if (!m->local_sdp || !previous->local_sdp)
+                return -ESTALE;
+        if (gst_sdp_message_new_from_text(previous->local_sdp, &prev) != GST_SDP_OK ||
+            gst_sdp_message_new_from_text(m->local_sdp, &msg) != GST_SDP_OK)
+                goto out;
+        po = gst_sdp_message_get_origin(prev);
+        o = gst_sdp_message_get_origin(msg);
+        if (!po || !po->sess_id || !po->sess_version || !o)
+                goto out;
+        /* + 2: the re-INVITEs of the previous description went out at its version + 1. */
+        version = g_strdup_printf("%" G_GUINT64_FORMAT, g_ascii_strtoull(po->sess_version, NULL, 10) + 2);
+        {
+                /* set_origin frees the old strings first: copy them before. */
+                g_autofree char *user = g_strdup(o->username ?: "-"), *id = g_strdup(po->sess_id);
+                g_autofree char *net = g_strdup(o->nettype ?: "IN"), *addrtype = g_strdup(o->addrtype ?: "IP4");
+                g_autofree char *addr = g_strdup(o->addr ?: "0.0.0.0");
+
+                gst_sdp_message_set_origin(msg, user, id, version, net, addrtype, addr);
+        }
+        g_free(m->local_sdp);
+        m->local_sdp = gst_sdp_message_as_text(msg);
+        r = 0;
+out:
+        if (prev)
+                gst_sdp_message_free(prev);
+        if (msg)
+                gst_sdp_message_free(msg);
+        return r;
 }
 
 int media_ice_apply_remote(Media *m, const char *remote_sdp) {

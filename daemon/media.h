@@ -98,6 +98,10 @@ const char *media_get_local_sdp(const Media *m);
  * local credentials, which media_get_local_sdp() carries from now on (o= version + 1). Same
  * local candidates: a restart re-checks the paths, it does not pick up new addresses. */
 int media_ice_restart(Media *m);
+
+/* A new Media taking over a call (media renewal): its local description continues the previous
+ * one's SDP session (RFC 3264 §8: same o= session id, a higher version). */
+int media_continue_session(Media *m, const Media *previous);
 /* The answer to that re-INVITE: its credentials and candidates go to libnice. */
 int media_ice_apply_remote(Media *m, const char *remote_sdp);
 

@@ -366,9 +366,14 @@ void phone_network_changed(Phone *p, const char *why) {
                 p->reconnect_now = true;
                 transport_probe(p->transport, why);
         }
-        /* Media paths may have broken as well: re-check them (now, or after the reconnect). */
-        for (GList *l = p->calls; l; l = l->next)
-                (void) call_ice_restart(l->data, why);
+        /* Media paths may have broken as well: re-check them (now, or after the reconnect), or,
+         * when the addresses a call's media used are gone, give it new media. */
+        for (GList *l = p->calls; l; l = l->next) {
+                Call *c = l->data;
+
+                if (!call_media_addresses_gone(c, p->local_addresses) || call_renew_media(c, why) < 0)
+                        (void) call_ice_restart(c, why);
+        }
 }
 
 static int compare_strings(const void *a, const void *b) {

@@ -215,8 +215,9 @@ static int action_simple(Control *ctl, const char *action) {
 }
 
 /* RTP/RTCP of one call dropped both ways at the sim, until the client restarts ICE (until=
- * ice-restart, the default), or until off=1 (until=none): the client must notice the silence and
- * recover. */
+ * ice-restart, the default), until it renews its media (until=renewal: the old path is dead for
+ * good, as when the client's address went away), or until off=1 (until=none): the client must
+ * notice the silence and recover. */
 static int action_media_block(Control *ctl) {
         static const char *const allowed[] = { "call_id", "until", "off", NULL };
         const char *until = param(ctl, "until"), *off = param(ctl, "off");
@@ -239,8 +240,10 @@ static int action_media_block(Control *ctl) {
                 b = MEDIA_BLOCK_UNTIL_ICE_RESTART;
         else if (until && strcmp(until, "none") == 0)
                 b = MEDIA_BLOCK_UNTIL_OFF;
+        else if (until && strcmp(until, "renewal") == 0)
+                b = MEDIA_BLOCK_UNTIL_RENEWAL;
         else if (until) {
-                ctl->error = "until must be ice-restart or none";
+                ctl->error = "until must be ice-restart, renewal or none";
                 return -EINVAL;
         }
         if ((r = lookup_call(ctl, &c)) < 0)

@@ -112,6 +112,9 @@ struct Media {
         /* ICE restart (main thread): the far end's current credentials, from its first SDP and
          * then from each offer that restarted ICE. */
         char *remote_ufrag, *remote_pwd;
+        /* Its DTLS association (RFC 8842 a=tls-id, and the certificate): another one in an offer
+         * is a new session. */
+        char *remote_fingerprint, *remote_tls_id;
 
         /* media-block: probes on nicesrc/nicesink (installed once, main thread) drop SRTP/SRTCP
          * while blocked is set. */
@@ -204,6 +207,8 @@ static void media_unref(Media *m) {
                 g_string_free(m->dtmf_queue, TRUE);
         g_free(m->remote_ufrag);
         g_free(m->remote_pwd);
+        g_free(m->remote_fingerprint);
+        g_free(m->remote_tls_id);
         g_main_context_unref(m->context);
         g_mutex_clear(&m->lock);
         g_free(m->acc);
@@ -648,6 +653,10 @@ static int media_sdp_finish(Media *m, GstSDPMessage *sdp, const char **ret_error
 
 /* The far end's ICE credentials as its SDP gives them; an offer with others restarts ICE. */
 static void media_remember_remote_ice(Media *m, const GstSDPMessage *sdp, const GstSDPMedia *md) {
+        g_free(m->remote_fingerprint);
+        m->remote_fingerprint = g_strdup(sdp_ice_attr(sdp, md, "fingerprint"));
+        g_free(m->remote_tls_id);
+        m->remote_tls_id = g_strdup(sdp_ice_attr(sdp, md, "tls-id"));
         g_free(m->remote_ufrag);
         g_free(m->remote_pwd);
         m->remote_ufrag = g_strdup(sdp_ice_attr(sdp, md, "ice-ufrag"));
@@ -1437,6 +1446,23 @@ void media_ice_restart_clear(MediaIceRestart *r) {
         g_free(r->local_ufrag);
         g_free(r->local_pwd);
         *r = (MediaIceRestart) {};
+}
+
+bool media_offer_is_new_session(Media *m, const char *offer_sdp) {
+        GstSDPMessage *sdp = NULL;
+        const GstSDPMedia *md;
+        const char *fingerprint, *tls_id;
+        bool changed;
+
+        if (sdp_parse(offer_sdp, &sdp) < 0)
+                return false;
+        md = sdp_audio_media(sdp, NULL);
+        fingerprint = md ? sdp_ice_attr(sdp, md, "fingerprint") : NULL;
+        tls_id = md ? sdp_ice_attr(sdp, md, "tls-id") : NULL;
+        changed = (fingerprint && m->remote_fingerprint && strcmp(fingerprint, m->remote_fingerprint) != 0) ||
+                  (tls_id && m->remote_tls_id && strcmp(tls_id, m->remote_tls_id) != 0);
+        gst_sdp_message_free(sdp);
+        return changed;
 }
 
 int media_answer_ice_restart(Media *m, const char *offer_sdp, MediaIceRestart *ret) {

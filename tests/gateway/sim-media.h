@@ -102,6 +102,11 @@ void media_ice_restart_clear(MediaIceRestart *r);
  * -ENOTCONN when webrtcbin has no ICE transport yet, -EIO when libnice refused. */
 int media_answer_ice_restart(Media *m, const char *offer_sdp, MediaIceRestart *ret);
 
+/* Whether offer_sdp (a re-INVITE's) comes with another DTLS association than the far end's SDP
+ * so far (RFC 8842 a=tls-id, or another fingerprint): the client built new media (a media
+ * renewal), which takes a new answerer. */
+bool media_offer_is_new_session(Media *m, const char *offer_sdp);
+
 /* Drops (true) or passes again (false) every SRTP/SRTCP packet between webrtcbin and the network,
  * both ways, at its nicesrc and nicesink; STUN and DTLS still pass, so ICE consent and the DTLS
  * session stay up. The drop counters restart at 0 when a block begins (not when an existing one

@@ -107,6 +107,8 @@ static void call_free(gpointer p) {
         if (c->reap_timer)
                 g_source_remove(c->reap_timer);
         uac_call_cleanup(c);
+        media_free(c->pending_media);
+        sipmsg_free(c->renewal_reinvite);
         media_free(c->media);
         sipmsg_free(c->invite);
         if (c->txns)
@@ -160,6 +162,8 @@ void call_end(Call *c, const char *cause) {
         c->timer = 0;
         uac_call_cleanup(c);
         c->media = media_free(c->media);
+        c->pending_media = media_free(c->pending_media);
+        c->renewal_reinvite = sipmsg_free(c->renewal_reinvite);
         c->media_block = MEDIA_BLOCK_OFF; /* went with the media; no event */
         log_info("Call %s to %s ended: %s", c->call_id, c->number, cause);
 
@@ -232,6 +236,8 @@ const char *media_block_to_string(MediaBlock b) {
                 return "ice-restart";
         case MEDIA_BLOCK_UNTIL_OFF:
                 return "none";
+        case MEDIA_BLOCK_UNTIL_RENEWAL:
+                return "renewal";
         default:
                 return NULL;
         }
@@ -252,8 +258,7 @@ int call_media_block(Call *c, MediaBlock until, const char **ret_error) {
                 return r;
         }
         c->media_block = until;
-        log_info("Call %s: RTP/RTCP blocked both ways until %s.", c->call_id,
-                 until == MEDIA_BLOCK_UNTIL_ICE_RESTART ? "an ICE restart" : "unblocked");
+        log_info("Call %s: RTP/RTCP blocked both ways until %s.", c->call_id, media_block_to_string(until));
         ev = event_new("media-blocked");
         event_add_call(ev, c->call_id, c->number);
         event_add_string(ev, "until", media_block_to_string(until));
@@ -338,11 +343,17 @@ static void call_emit_media_failed(Call *c, const char *message) {
         event_emit(ev);
 }
 
+static void call_renewal_answer_ready(Call *c, const char *sdp, int error, const char *message);
+
 static void call_on_sdp_ready(Media *m, const char *sdp, int error, const char *message, void *userdata) {
         Call *c = userdata;
 
         if (c->state == CALL_ENDED)
                 return;
+        if (m == c->pending_media) {
+                call_renewal_answer_ready(c, sdp, error, message);
+                return;
+        }
         if (error < 0) {
                 call_emit_media_failed(c, message);
                 if (c->outbound)
@@ -698,7 +709,44 @@ static void call_emit_ice_restart(Call *c, const MediaIceRestart *ir) {
         event_emit(ev);
 }
 
-static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
+/* The new answerer of a media renewal has its answer: the 200 to the client's re-INVITE, and
+ * the new media replaces the old one (a media-block goes with the old one). */
+static void call_renewal_answer_ready(Call *c, const char *sdp, int error, const char *message) {
+        _cleanup_(sipmsg_freep) SipMsg *req = TAKE_PTR(c->renewal_reinvite);
+        Conn *conn = sim_find_conn(c->sim, c->renewal_conn);
+        g_autofree char *contact = NULL, *answer = NULL;
+        json_object *ev;
+
+        if (error < 0 || !req || !conn) {
+                log_warning("Call %s: media renewal failed: %s", c->call_id, message ?: "its socket is gone");
+                c->pending_media = media_free(c->pending_media);
+                if (req && conn)
+                        sim_respond(c->sim, conn, req, 488, c->local_tag, NULL, NULL, c->number);
+                return;
+        }
+        answer = media_sdp_with_direction(sdp, media_direction_mirror(c->remote_direction ?: "sendrecv"), false);
+        g_free(c->local_sdp);
+        c->local_sdp = g_strdup(answer ?: sdp);
+        c->direction = media_direction_mirror(c->remote_direction ?: "sendrecv");
+        contact = call_contact_header(c, conn);
+        sim_respond(c->sim, conn, req, 200, c->local_tag, contact, c->local_sdp, c->number);
+        if (c->media_block == MEDIA_BLOCK_UNTIL_RENEWAL)
+                (void) call_media_unblock(c, "media-renewal", NULL, NULL);
+        media_free(c->media);
+        c->media = TAKE_PTR(c->pending_media);
+        /* A block until off=1 (a far end gone for good) holds for the new media too. */
+        if (c->media_block != MEDIA_BLOCK_OFF && media_set_blocked(c->media, true) < 0)
+                log_warning("Call %s: cannot block the renewed media.", c->call_id);
+        c->n_renewals++;
+        log_info("Call %s: media renewed (new DTLS session and candidates from the client).", c->call_id);
+        ev = event_new("media-renewed");
+        event_add_call(ev, c->call_id, c->number);
+        event_emit(ev);
+        call_update_sending(c);
+}
+
+/* Returns true when it kept m (a media renewal answers it later). */
+static bool sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
         g_autofree char *contact = NULL, *sdp = NULL;
         _cleanup_(media_ice_restart_clear) MediaIceRestart ir = {};
         const char *offer_dir = NULL, *dir;
@@ -706,21 +754,38 @@ static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
         int r;
 
         /* Before our 200 (or while our own re-INVITE waits for its answer: glare) → 491. */
-        if (c->state != CALL_CONFIRMED || !c->local_sdp || c->reinvite_txn) {
+        if (c->state != CALL_CONFIRMED || !c->local_sdp || c->reinvite_txn || c->pending_media) {
                 sim_respond(conn->sim, conn, m, 491, c->local_tag, NULL, NULL, c->number);
-                return;
+                return false;
         }
         c->n_reinvites++;
         if (c->script == SCRIPT_REINVITE_491 && c->n_reinvites == 1) {
                 sim_respond(conn->sim, conn, m, 491, c->local_tag, NULL, NULL, c->number);
-                return;
+                return false;
         }
         if (c->script == SCRIPT_REINVITE_488) {
                 sim_respond(conn->sim, conn, m, 488, c->local_tag, NULL, NULL, c->number);
-                return;
+                return false;
         }
         if (m->body_len > 0)
                 offer_dir = media_sdp_direction(m->body);
+        /* Another DTLS certificate: the client built new media (its old addresses may be gone).
+         * A new answerer for the offer, as for an initial INVITE; the 200 goes when its answer
+         * is gathered (call_renewal_answer_ready()). */
+        if (offer_dir && c->media && media_offer_is_new_session(c->media, m->body)) {
+                c->remote_direction = offer_dir;
+                r = media_new_answer(m->body, c->mode, c->codec, TONE_HZ, c->sim->ice_address, &call_media_callbacks,
+                                     c, &c->pending_media);
+                if (r < 0) {
+                        log_warning_errno(r, "Call %s: cannot answer the media renewal: %m", c->call_id);
+                        sim_respond(conn->sim, conn, m, 488, c->local_tag, NULL, NULL, c->number);
+                        return false;
+                }
+                sim_respond(conn->sim, conn, m, 100, NULL, NULL, NULL, c->number);
+                c->renewal_reinvite = m;
+                c->renewal_conn = conn->id;
+                return true;
+        }
         /* New ICE credentials in the offer: an ICE restart (the client restarted its libnice
          * stream and offers its unchanged SDP with new ufrag/pwd). We restart ours the same way,
          * under webrtcbin, and answer with new credentials; webrtcbin negotiates nothing. */
@@ -729,7 +794,7 @@ static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
                 if (r < 0) {
                         log_warning_errno(r, "Call %s: cannot restart ICE: %m", c->call_id);
                         sim_respond(conn->sim, conn, m, 500, c->local_tag, NULL, NULL, c->number);
-                        return;
+                        return false;
                 }
                 restart = r > 0;
         }
@@ -753,7 +818,7 @@ static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
                          * leave the client checking against credentials nobody uses. */
                         log_warning("Call %s: cannot write the ICE restart answer.", c->call_id);
                         sim_respond(conn->sim, conn, m, 500, c->local_tag, NULL, NULL, c->number);
-                        return;
+                        return false;
                 }
                 if (sdp) {
                         g_free(c->local_sdp);
@@ -774,6 +839,7 @@ static void sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
         }
         if (offer_dir)
                 call_update_sending(c);
+        return false;
 }
 
 static void sip_handle_info(Conn *conn, SipMsg *m, Call *c) {
@@ -896,8 +962,10 @@ static void sip_handle_request(Conn *conn, SipMsg *m) {
                 if (!c->outbound && !c->final_sent)
                         call_respond_invite(c, 487, NULL);
                 call_end(c, "bye-from-client");
-        } else if (strcmp(m->method, "INVITE") == 0)
-                sip_handle_reinvite(conn, m, c);
+        } else if (strcmp(m->method, "INVITE") == 0) {
+                if (sip_handle_reinvite(conn, m, c))
+                        return; /* kept: answered once the new media's answer is ready */
+        }
         else if (strcmp(m->method, "INFO") == 0)
                 sip_handle_info(conn, m, c);
         else if (strcmp(m->method, "REFER") == 0)

@@ -71,7 +71,8 @@ typedef enum CallScript {
 typedef enum MediaBlock {
         MEDIA_BLOCK_OFF,
         MEDIA_BLOCK_UNTIL_ICE_RESTART, /* the next ICE-restart re-INVITE from the client, or off=1 */
-        MEDIA_BLOCK_UNTIL_OFF,         /* off=1 only */
+        MEDIA_BLOCK_UNTIL_OFF,         /* off=1 only; a media renewal's new media is blocked too */
+        MEDIA_BLOCK_UNTIL_RENEWAL,     /* the client's next media renewal (new DTLS session), or off=1 */
 } MediaBlock;
 
 /* A request the gateway sent in a call (a client transaction, reduced to what matching the
@@ -130,6 +131,12 @@ struct Call {
         unsigned n_reinvites;         /* re-INVITEs from the client */
         Media *media;
         MediaBlock media_block;       /* RTP/RTCP dropped both ways (media_set_blocked) */
+        /* A media renewal from the client: the new answerer until its answer is ready, and the
+         * re-INVITE it answers (owned) with the id of its socket. */
+        Media *pending_media;
+        SipMsg *renewal_reinvite;
+        unsigned renewal_conn;
+        unsigned n_renewals;
         unsigned n_ice_restarts;      /* ICE restarts the client's re-INVITEs made */
         guint timer;
         guint reap_timer;

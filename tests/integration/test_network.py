@@ -153,6 +153,37 @@ def case_ice_restart(env):
     env.wait_state(path, "terminated")
 
 
+def case_media_renewal(env):
+    """The old media path is dead for good (bwgw-sim drops its RTP until the client renews its
+    media, as when the address it used went away): an ICE restart cannot help, so bwcalld builds
+    new media (new candidates, new DTLS session) offered in a re-INVITE, and two-way audio comes
+    back on the same call."""
+    env.expect_media_loss = True
+    bring_up(env, extra="[Calls]\nRtpTimeoutMSec=15000\n")
+    path = active_tone_call(env)
+    cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
+    mark = len(env.monitor_lines.snapshot())
+    blocked_at = time.time()
+    env.control("media-block", call_id=cid, until="renewal")
+    env.wait_event(lambda e: e.get("event") == "ice-restart" and e.get("call_id") == cid
+                   and e["time"] >= blocked_at, 15, "an ICE restart first")
+    renewed = env.wait_event(lambda e: e.get("event") == "media-renewed" and e.get("call_id") == cid
+                             and e["time"] >= blocked_at, 15, "the media renewal at the gateway")
+    invites = [e for e in env.events.snapshot() if e.get("event") == "request" and e.get("method") == "INVITE"
+               and e.get("call_id") == cid and e["time"] >= blocked_at]
+    check(len(invites) >= 2, f"an ICE restart and a renewal re-INVITE ({len(invites)} re-INVITEs)")
+    env.monitor_lines.wait_for(lambda it: [v for _, v in call_changes(env, path, "Reconnecting", mark)][-1:] == [False]
+                               or None, 15, "Reconnecting false again")
+    check_two_way_audio(env, "after the media renewal")
+    check(env.call_property(path, "State") == "active" and "terminated" not in env.states_seen(path),
+          f"the call stayed up through the renewal ({renewed['time'] - blocked_at:.1f} s after the block)")
+    env.bwcall("dtmf", path.rsplit("/", 1)[1], "7")
+    env.wait_event(lambda e: e.get("event") == "dtmf" and e.get("digit") == "7" and e["time"] >= renewed["time"],
+                   10, "DTMF over the renewed media")
+    env.bwcall("hangup", path)
+    env.wait_state(path, "terminated")
+
+
 def case_silent_far_end(env):
     """Media that never comes back: ICE restarts first, then RTP Timeout with the SDK's Reason."""
     env.expect_media_loss = True
@@ -285,11 +316,41 @@ def case_network_change(env):
     check(t_up - changed_at < 2.0 * bwtest.SLOW, f"reconnected right after the change ({t_up - changed_at:.1f} s)")
 
 
+def case_address_move(env):
+    """The address the call's media uses goes away and another one comes (Wi-Fi to Ethernet),
+    inside a network namespace of the test's own: the daemon sees that an ICE restart cannot help
+    (its candidates' address is gone), renews the media at once (new candidates on the new
+    address, new DTLS session) and two-way audio comes back on the same call."""
+    old, new = "10.77.5.1", "10.77.6.1"
+    subprocess.run(["ip", "addr", "add", f"{old}/32", "dev", "lo"], check=True)
+    # Media only on the addresses that come and go (the base config allows 127.0.0.1).
+    bring_up(env, extra=f"[Media]\nIceAddresses={old};{new}\n")
+    path = active_tone_call(env)
+    cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
+    moved_at = time.time()
+    subprocess.run(["ip", "addr", "del", f"{old}/32", "dev", "lo"], check=True)
+    subprocess.run(["ip", "addr", "add", f"{new}/32", "dev", "lo"], check=True)
+    renewed = env.wait_event(lambda e: e.get("event") == "media-renewed" and e.get("call_id") == cid
+                             and e["time"] >= moved_at, 15, "a media renewal after the address moved")
+    check(renewed["time"] - moved_at < 3.0 * bwtest.SLOW,
+          f"renewed right after the change ({renewed['time'] - moved_at:.1f} s), not after the RTP watchdog")
+    reinvite = [e for e in env.events.snapshot() if e.get("event") == "request" and e.get("method") == "INVITE"
+                and e.get("call_id") == cid and e["time"] >= moved_at]
+    udp = [l.split()[4] for l in (reinvite[-1].get("body") or "").splitlines() if l.startswith("a=candidate:")
+           and l.split()[2].upper() == "UDP"] if reinvite else []
+    check(udp and set(udp) == {new}, f"the renewal's UDP candidates are on {new} only: {udp}")
+    check_two_way_audio(env, "after the address moved")
+    check(env.call_property(path, "State") == "active", "the call stayed up")
+    env.bwcall("hangup", path)
+    env.wait_state(path, "terminated")
+
+
 CASES = {"socket-drop": case_socket_drop, "remote-bye-after-drop": case_remote_bye_after_drop,
-         "ice-restart": case_ice_restart, "silent-far-end": case_silent_far_end, "outage": case_outage, "failover": case_failover,
-         "keepalive": case_keepalive, "no-pong-server": case_no_pong_server, "network-change": case_network_change}
+         "ice-restart": case_ice_restart, "media-renewal": case_media_renewal, "silent-far-end": case_silent_far_end, "outage": case_outage, "failover": case_failover,
+         "keepalive": case_keepalive, "no-pong-server": case_no_pong_server, "network-change": case_network_change,
+         "address-move": case_address_move}
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "network-change":
+    if len(sys.argv) > 1 and sys.argv[1] in ("network-change", "address-move"):
         in_own_netns()
     bwtest.run_cases(CASES)
