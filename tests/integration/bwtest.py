@@ -31,6 +31,7 @@ BWCALLD = binary("BWCALLD", "daemon/bwcalld")
 BWCALL = binary("BWCALL", "client/bwcall")
 BWGW_SIM = binary("BWGW_SIM", "tests/gateway/bwgw-sim")
 BWAUDIO_PROBE = binary("BWAUDIO_PROBE", "tests/tools/bwaudio-probe")
+BWFAKE_LOGIND = binary("BWFAKE_LOGIND", "tests/tools/bwfake-logind")
 HARNESS = os.path.join(SRC, "tests/harness/harness.sh")
 GEN_CA = os.path.join(SRC, "tests/gateway/gen-test-ca.sh")
 

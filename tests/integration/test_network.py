@@ -345,10 +345,41 @@ def case_address_move(env):
     env.wait_state(path, "terminated")
 
 
+def case_resume(env):
+    """Resume from suspend (logind's PrepareForSleep(false), from a stand-in on the test bus):
+    a call whose media path died while asleep restarts ICE at once, not after the 3 s the media
+    watchdog would wait."""
+    env.expect_media_loss = True
+    env.harness()
+    env.env["DBUS_SYSTEM_BUS_ADDRESS"] = env.env["DBUS_SESSION_BUS_ADDRESS"]  # logind's bus, for the daemon
+    logind = env.spawn([bwtest.BWFAKE_LOGIND], "fake-logind", stdin=subprocess.PIPE)
+    said = bwtest.Lines("fake-logind", stream=logind.stdout)
+    said.wait_for(lambda it: "READY" in it, 10, "the logind stand-in")
+    env.start_gateway()
+    env.start_connected(extra="[Calls]\nRtpTimeoutMSec=15000\n")
+    path = active_tone_call(env)
+    cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
+    env.control("media-block", call_id=cid, until="ice-restart")  # the path died while asleep
+    for what in ("sleep", "resume"):
+        resumed_at = time.time()
+        logind.stdin.write(what + "\n")
+        logind.stdin.flush()
+        said.wait_for(lambda it: f"SENT {what}" in it, 10, f"PrepareForSleep({what == 'sleep'})")
+    restart = env.wait_event(lambda e: e.get("event") == "ice-restart" and e.get("call_id") == cid
+                             and e["time"] >= resumed_at, 10, "an ICE restart after the resume")
+    check(restart["time"] - resumed_at < 1.5 * bwtest.SLOW,
+          f"ICE restarted at the resume ({restart['time'] - resumed_at:.2f} s), before the media watchdog")
+    check_two_way_audio(env, "after the resume")
+    check(env.call_property(path, "State") == "active", "the call stayed up")
+    env.bwcall("hangup", path)
+    env.wait_state(path, "terminated")
+    logind.stdin.close()
+
+
 CASES = {"socket-drop": case_socket_drop, "remote-bye-after-drop": case_remote_bye_after_drop,
          "ice-restart": case_ice_restart, "media-renewal": case_media_renewal, "silent-far-end": case_silent_far_end, "outage": case_outage, "failover": case_failover,
          "keepalive": case_keepalive, "no-pong-server": case_no_pong_server, "network-change": case_network_change,
-         "address-move": case_address_move}
+         "address-move": case_address_move, "resume": case_resume}
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in ("network-change", "address-move"):
