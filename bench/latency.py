@@ -13,20 +13,13 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 import bwtest  # noqa: E402
-from bwtest import first  # noqa: E402
 
 NUMBER = "+15550001000"
 WARMUP_SECONDS = 3
 
 
 def one(env, latency, seconds):
-    if env.daemon:
-        env.stop(env.daemon)
-    env.write_config(extra=f"[Media]\nLatencyMSec={latency}\n")
-    mark = len(env.monitor_lines.snapshot())
-    env.start_daemon()
-    env.monitor_lines.wait_for(lambda it: first(it[mark:], lambda x: x.get("signal") == "LoginStateChanged"
-                                                and x["args"].get("cause") == "connected"), 15, "connected")
+    env.restart_daemon(extra=f"[Media]\nLatencyMSec={latency}\n")
     path = env.dial(NUMBER)
     env.wait_state(path, "active")
 

@@ -362,6 +362,16 @@ LingerMSec=3000
         log("bwcalld ready (pid %d)" % self.daemon.pid)
         return self.daemon
 
+    def restart_daemon(self, extra=""):
+        """A daemon (again) with a new config; returns once it is connected to the gateway."""
+        if self.daemon:
+            self.stop(self.daemon)
+        self.write_config(extra=extra)
+        mark = len(self.monitor_lines.snapshot())
+        self.start_daemon()
+        self.monitor_lines.wait_for(lambda it: first(it[mark:], lambda x: x.get("signal") == "LoginStateChanged"
+                                                     and x["args"].get("cause") == "connected"), 15, "connected")
+
     def start_connected(self, token_mode="client-credentials", extra="", server=None):
         """Config, monitor and daemon; returns once the daemon reported its gateway connection."""
         self.write_config(token_mode=token_mode, server=server, extra=extra)

@@ -27,6 +27,18 @@ NO_MIC_DEVICES = """context.objects = [
 """
 
 
+def tone_call(env):
+    """Harness, gateway and daemon; a call to the 880 Hz far end with our 1000 Hz reaching it."""
+    env.harness()
+    env.start_gateway()
+    env.start_connected()
+    env.play_tone(1000)
+    path = env.dial(TONE_NUMBER)
+    env.wait_state(path, "active")
+    env.heard(1000)
+    return path
+
+
 def check_devices(env):
     """CheckAvailableDevices from a second, independent D-Bus client (gdbus)."""
     return subprocess.run(["gdbus", "call", "--session", "--dest", "org.bwcall.Phone1", "--object-path",
@@ -208,13 +220,7 @@ def invites(env):
 
 def case_switch_output(env):
     """Call.SetOutput mid-call: the far end moves to the other speaker, no SIP, the call stays."""
-    env.harness()
-    env.start_gateway()
-    env.start_connected()
-    env.play_tone(1000)
-    path = env.dial(TONE_NUMBER)
-    env.wait_state(path, "active")
-    env.heard(1000)
+    path = tone_call(env)
     plays_on(env, "test-sink")
     r = call_gdbus(env, path, "--method", "org.bwcall.Phone1.Call.SetOutput", "nope")
     check(r.returncode != 0 and "NoDevice" in r.stderr, f"an unknown speaker is refused: {r.stderr.strip()}")
@@ -334,14 +340,8 @@ def case_silent_microphone(env):
 def echo_level(env, echo_cancel):
     """One call to the 880 Hz far end with our speaker looped into our microphone: the level
     (dBFS, median of 4 s after 6 s for the canceller to converge) at which the far end hears its own tone back."""
-    if env.daemon:
-        env.stop(env.daemon)
-    env.write_config(extra=f"[Media]\nEchoCancellation={'true' if echo_cancel else 'false'}\n"
-                           "NoiseSuppression=false\nGainControl=false\n")
-    mark = len(env.monitor_lines.snapshot())
-    env.start_daemon()
-    env.monitor_lines.wait_for(lambda it: first(it[mark:], lambda x: x.get("signal") == "LoginStateChanged"
-                                                and x["args"].get("cause") == "connected"), 15, "connected")
+    env.restart_daemon(extra=f"[Media]\nEchoCancellation={'true' if echo_cancel else 'false'}\n"
+                             "NoiseSuppression=false\nGainControl=false\n")
     path = env.dial(TONE_NUMBER)
     env.wait_state(path, "active")
     start = len(env.events.snapshot())
@@ -379,13 +379,7 @@ def case_echo_cancel(env):
 def case_pipewire_gone(env):
     """PipeWire dies mid-call: the call ends at once with a cause (not a silent call that looks up),
     bwcalld stays, and the device checks say PipeWire is not there."""
-    env.harness()
-    env.start_gateway()
-    env.start_connected()
-    env.play_tone(1000)
-    path = env.dial(TONE_NUMBER)
-    env.wait_state(path, "active")
-    env.heard(1000)
+    path = tone_call(env)
     with open(os.path.join(env.harness_dir, "pids")) as f:
         pids = [int(x) for x in f.read().split()]
     pipewire = pids[1]  # harness.sh records dbus-daemon, pipewire, wireplumber in that order

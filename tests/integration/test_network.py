@@ -127,17 +127,24 @@ def call_changes(env, path, prop, since=0):
             and prop in x["args"].get("changed", {})]
 
 
-def case_ice_restart(env):
-    """The media path breaks (bwgw-sim drops all RTP of the call until an ICE restart): the
-    watchdog notices, shows Reconnecting, restarts ICE with a re-INVITE, and audio comes back
-    both ways without ending the call."""
+def blocked_tone_call(env, until):
+    """A tone call whose RTP bwgw-sim then drops until `until`; returns the call's path, its
+    Call-ID, the monitor mark and the time of the block."""
     env.expect_media_loss = True
     bring_up(env, extra="[Calls]\nRtpTimeoutMSec=15000\n")
     path = active_tone_call(env)
     cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
     mark = len(env.monitor_lines.snapshot())
     blocked_at = time.time()
-    env.control("media-block", call_id=cid, until="ice-restart")
+    env.control("media-block", call_id=cid, until=until)
+    return path, cid, mark, blocked_at
+
+
+def case_ice_restart(env):
+    """The media path breaks (bwgw-sim drops all RTP of the call until an ICE restart): the
+    watchdog notices, shows Reconnecting, restarts ICE with a re-INVITE, and audio comes back
+    both ways without ending the call."""
+    path, cid, mark, blocked_at = blocked_tone_call(env, "ice-restart")
     env.monitor_lines.wait_for(lambda it: True in [v for _, v in call_changes(env, path, "Reconnecting", mark)]
                                or None, 10, "Reconnecting true")
     restart = env.wait_event(lambda e: e.get("event") == "ice-restart" and e.get("call_id") == cid
@@ -158,13 +165,7 @@ def case_media_renewal(env):
     media, as when the address it used went away): an ICE restart cannot help, so bwcalld builds
     new media (new candidates, new DTLS session) offered in a re-INVITE, and two-way audio comes
     back on the same call."""
-    env.expect_media_loss = True
-    bring_up(env, extra="[Calls]\nRtpTimeoutMSec=15000\n")
-    path = active_tone_call(env)
-    cid = env.wait_event(lambda e: e.get("event") == "answered", 5, "answered")["call_id"]
-    mark = len(env.monitor_lines.snapshot())
-    blocked_at = time.time()
-    env.control("media-block", call_id=cid, until="renewal")
+    path, cid, mark, blocked_at = blocked_tone_call(env, "renewal")
     env.wait_event(lambda e: e.get("event") == "ice-restart" and e.get("call_id") == cid
                    and e["time"] >= blocked_at, 15, "an ICE restart first")
     renewed = env.wait_event(lambda e: e.get("event") == "media-renewed" and e.get("call_id") == cid
