@@ -291,6 +291,7 @@ void call_set_state(Call *c, CallState state, const char *cause, unsigned sip_co
                 /* Audio stops the moment the call ends, whatever SIP still has to do. */
                 c->media = media_free(c->media);
                 c->pending_media = media_free(c->pending_media);
+                c->reinvite_renew = c->renew_wanted = false;
                 g_clear_handle_id(&c->dtmf_feedback_timer, g_source_remove);
                 c->dtmf_feedback = tone_free(c->dtmf_feedback);
         }
@@ -442,6 +443,11 @@ static void on_media_failed(Media *m, int error, const char *message, void *user
                 c->pending_media = media_free(c->pending_media);
                 return;
         }
+        if (c->pending_media || c->renew_wanted) {
+                /* The old path is expected to die; the renewal (or the watchdog) decides. */
+                log_warning("Call %u: media failed (%s) while being renewed.", c->id, message);
+                return;
+        }
         log_warning("Call %u: media failed: %s", c->id, message);
         if (call_is_confirmed(c))
                 call_abort(c, "RTP Timeout", 408, "RTP Timeout");
@@ -538,6 +544,10 @@ static int call_move_media(Call *c, CallDevice d, const char *node) {
 
         if (!c->media)
                 return 0;
+        /* A renewal being negotiated takes over with the same devices. */
+        if (c->pending_media)
+                (void) (d == CALL_DEVICE_INPUT ? media_set_input(c->pending_media, node)
+                                               : media_set_output(c->pending_media, node));
         r = d == CALL_DEVICE_INPUT ? media_set_input(c->media, node) : media_set_output(c->media, node);
         if (r < 0)
                 log_warning_errno(r, "Call %u: cannot move the %s to %s: %m", c->id, call_device_to_string(d),
@@ -941,13 +951,17 @@ static int call_send_reinvite(Call *c) {
         return r;
 }
 
+static void call_renewal_abandon(Call *c, const char *why);
+
 static gboolean on_reinvite_retry(gpointer userdata) {
         Call *c = userdata;
         int r;
 
         c->reinvite_retry = 0;
         r = call_send_reinvite(c);
-        if (r < 0) {
+        if (r < 0 && c->reinvite_renew)
+                call_renewal_abandon(c, "could not send the re-INVITE again");
+        else if (r < 0) {
                 media_set_active(c->media, !c->local_hold);
                 call_pending_finish(c, &c->hold_pending, r, "could not send the re-INVITE again");
         }
@@ -995,8 +1009,20 @@ static void call_renewal_answered(Call *c, const char *answer, unsigned status) 
         int r;
 
         c->reinvite_renew = false;
+        if (!c->pending_media) {
+                log_warning("Call %u: the renewed media is gone already; keeping the old one.", c->id);
+                return;
+        }
         if (!answer) {
                 log_warning("Call %u: the gateway refused the media renewal (%u).", c->id, status);
+                c->pending_media = media_free(c->pending_media);
+                return;
+        }
+        if (!media_answer_is_new_association(c->media, answer)) {
+                /* It answered with the session it has (same RFC 8842 tls-id): the new media would
+                 * find nobody at the other end. The old one stays; the watchdog decides. */
+                log_warning("Call %u: the gateway kept its old DTLS association in answer to the media renewal.",
+                            c->id);
                 c->pending_media = media_free(c->pending_media);
                 return;
         }
@@ -1031,7 +1057,12 @@ static void call_handle_reinvite_response(Call *c, const SipMessage *m, unsigned
          * business for INVITE; over a reliable socket JsSIP sends it as a new request with the
          * re-INVITE's CSeq. */
         call_send(c, sip_build_ack_for(&c->phone->ua, c->dialog, sip_message_cseq_number(m)));
-        if (c->reinvite_renew && status != 491) {
+        if (call_is_terminated(c)) {
+                /* A 200 that crossed our BYE: acknowledged, nothing to apply. */
+                c->reinvite_renew = c->reinvite_ice = false;
+                return;
+        }
+        if (c->reinvite_renew && !(status == 491 && c->reinvite_attempts < 2)) {
                 call_renewal_answered(c, status < 300 ? sip_message_body(m) : NULL, status);
                 if (status == 408 || status == 481)
                         call_dialog_lost(c, status);
@@ -1090,7 +1121,8 @@ static void call_handle_remote_offer(Call *c, const SipMessage *m) {
         SdpDirection offered = SDP_DIRECTION_SENDRECV;
         bool hold;
 
-        if (!call_is_confirmed(c)) {
+        /* Glare (RFC 3261 §14.2): our own re-INVITE (hold, ICE restart, renewal) is out. */
+        if (!call_is_confirmed(c) || c->reinvite_cseq || c->pending_media) {
                 call_send(c, sip_build_response(m, 491, "Request Pending", NULL, NULL, NULL, NULL));
                 return;
         }
@@ -1525,14 +1557,27 @@ bool call_media_addresses_gone(const Call *c, const char *local_addresses) {
         return any;
 }
 
+/* Drops a renewal being gathered or negotiated; the old media stays. */
+static void call_renewal_abandon(Call *c, const char *why) {
+        if (!c->pending_media && !c->reinvite_renew)
+                return;
+        log_info("Call %u: media renewal dropped (%s).", c->id, why);
+        c->reinvite_renew = false;
+        c->pending_media = media_free(c->pending_media);
+}
+
 int call_renew_media(Call *c, const char *why) {
         MediaConfig mc;
         int r;
 
         if (call_is_terminated(c) || !call_is_confirmed(c) || !c->media)
                 return -ESTALE;
-        if (c->pending_media || c->reinvite_cseq || c->reinvite_retry)
-                return -EBUSY;
+        if (c->pending_media)
+                return -EBUSY; /* one is on its way */
+        if (c->reinvite_cseq || c->reinvite_retry) {
+                c->renew_wanted = true; /* when that re-INVITE is answered */
+                return 0;
+        }
         if (!transport_is_connected(c->phone->transport)) {
                 c->renew_wanted = true; /* after the reconnect (call_transport_restored()) */
                 return 0;
@@ -1551,8 +1596,12 @@ int call_renew_media(Call *c, const char *why) {
 static void call_renewal_offer_ready(Call *c, int error) {
         int r;
 
-        if (error >= 0 && (c->reinvite_cseq || c->reinvite_retry))
-                error = -EBUSY; /* a hold crossed it; the watchdog renews again if still needed */
+        if (error >= 0 && (c->reinvite_cseq || c->reinvite_retry)) {
+                /* A hold crossed it: renew once that re-INVITE is answered. */
+                call_renewal_abandon(c, "another re-INVITE is out");
+                c->renew_wanted = true;
+                return;
+        }
         if (error >= 0)
                 error = media_continue_session(c->pending_media, c->media);
         if (error < 0) {
@@ -1566,8 +1615,8 @@ static void call_renewal_offer_ready(Call *c, int error) {
         r = call_send_reinvite(c);
         if (r < 0) {
                 log_warning_errno(r, "Call %u: cannot send the media renewal re-INVITE: %m", c->id);
-                c->reinvite_renew = false;
-                c->pending_media = media_free(c->pending_media);
+                call_renewal_abandon(c, "not sent");
+                c->renew_wanted = true; /* after the reconnect */
         }
 }
 
@@ -1576,7 +1625,7 @@ int call_ice_restart(Call *c, const char *why) {
 
         if (call_is_terminated(c) || !call_is_confirmed(c) || !c->media)
                 return -ESTALE;
-        if (c->reinvite_cseq || c->reinvite_retry)
+        if (c->reinvite_cseq || c->reinvite_retry || c->pending_media)
                 return -EBUSY; /* the watchdog or the next network change will try again */
         c->last_ice_restart = (uint64_t) g_get_monotonic_time();
         if (!transport_is_connected(c->phone->transport)) {
@@ -1638,6 +1687,10 @@ void call_handle_response(Call *c, const SipMessage *m) {
         if (g_strcmp0(method, "INVITE") == 0) {
                 if (c->reinvite_cseq && cseq == c->reinvite_cseq) {
                         call_handle_reinvite_response(c, m, status);
+                        /* A renewal that had to wait for this re-INVITE goes now. */
+                        if (status >= 200 && c->renew_wanted && !call_is_terminated(c) && !c->reinvite_cseq &&
+                            !c->reinvite_retry && !c->pending_media)
+                                (void) call_renew_media(c, "it waited for another re-INVITE");
                         return;
                 }
                 if (cseq != c->dialog->invite_cseq || c->dialog->incoming)
@@ -1709,10 +1762,10 @@ void call_transport_lost(Call *c) {
                 call_sip_finished(c);
                 return;
         }
-        /* A renewal in flight: its answer is lost; the watchdog or the next change renews again. */
-        if (c->reinvite_renew) {
-                c->reinvite_renew = false;
-                c->pending_media = media_free(c->pending_media);
+        /* A renewal in flight or gathering: its answer is lost; it goes again over the next socket. */
+        if (c->reinvite_renew || c->pending_media) {
+                call_renewal_abandon(c, "the connection to the gateway was lost");
+                c->renew_wanted = true;
         }
         /* An ICE restart in flight: its answer is lost, so it goes again over the next socket. */
         if (c->reinvite_ice) {

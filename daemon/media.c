@@ -2307,8 +2307,9 @@ int media_continue_session(Media *m, const Media *previous) {
         o = gst_sdp_message_get_origin(msg);
         if (!po || !po->sess_id || !po->sess_version || !o)
                 goto out;
-        /* + 2: the re-INVITEs of the previous description went out at its version + 1. */
-        version = g_strdup_printf("%" G_GUINT64_FORMAT, g_ascii_strtoull(po->sess_version, NULL, 10) + 2);
+        /* + 1 here and + 1 when the re-INVITE is written (sdp_with_direction()): one above the
+         * previous description's re-INVITEs, which went out at its version + 1. */
+        version = g_strdup_printf("%" G_GUINT64_FORMAT, g_ascii_strtoull(po->sess_version, NULL, 10) + 1);
         {
                 /* set_origin frees the old strings first: copy them before. */
                 g_autofree char *user = g_strdup(o->username ?: "-"), *id = g_strdup(po->sess_id);
@@ -2326,6 +2327,41 @@ out:
         if (msg)
                 gst_sdp_message_free(msg);
         return r;
+}
+
+/* The RFC 8842 tls-id of an SDP's audio section (or its session level), or NULL. */
+static char *sdp_tls_id(const char *text) {
+        GstSDPMessage *msg = NULL;
+        const GstSDPMedia *audio;
+        const char *v = NULL;
+        char *r;
+
+        if (!text || gst_sdp_message_new_from_text(text, &msg) != GST_SDP_OK)
+                return NULL;
+        audio = sdp_find_audio(msg);
+        if (audio)
+                v = gst_sdp_media_get_attribute_val(audio, "tls-id");
+        if (!v)
+                v = gst_sdp_message_get_attribute_val(msg, "tls-id");
+        r = g_strdup(v);
+        gst_sdp_message_free(msg);
+        return r;
+}
+
+bool media_answer_is_new_association(Media *m, const char *answer_sdp) {
+        GstWebRTCSessionDescription *remote = NULL;
+        g_autofree char *remote_text = NULL, *old_id = NULL, *new_id = sdp_tls_id(answer_sdp);
+
+        assert(m);
+        if (!new_id || !m->webrtcbin)
+                return true; /* the far end does not say (no RFC 8842): nothing to tell them apart */
+        g_object_get(m->webrtcbin, "current-remote-description", &remote, NULL);
+        if (remote) {
+                remote_text = gst_sdp_message_as_text(remote->sdp);
+                gst_webrtc_session_description_free(remote);
+        }
+        old_id = sdp_tls_id(remote_text);
+        return !old_id || strcmp(old_id, new_id) != 0;
 }
 
 int media_ice_apply_remote(Media *m, const char *remote_sdp) {

@@ -102,6 +102,9 @@ int media_ice_restart(Media *m);
 /* A new Media taking over a call (media renewal): its local description continues the previous
  * one's SDP session (RFC 3264 §8: same o= session id, a higher version). */
 int media_continue_session(Media *m, const Media *previous);
+/* Whether a renewal's answer comes with another DTLS association (RFC 8842 a=tls-id) than the
+ * far end's description m has; true when the answer carries no tls-id (nothing to tell). */
+bool media_answer_is_new_association(Media *m, const char *answer_sdp);
 /* The answer to that re-INVITE: its credentials and candidates go to libnice. */
 int media_ice_apply_remote(Media *m, const char *remote_sdp);
 

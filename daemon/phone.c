@@ -353,9 +353,14 @@ void phone_notify_audio_device(Phone *p, Call *c, const char *kind, const char *
                 p->observer->audio_device_changed(p, c, kind, node, reason, p->observer_data);
 }
 
+static char *local_addresses(void);
+
 void phone_network_changed(Phone *p, const char *why) {
         if (!p->initialized)
                 return;
+        /* Resume comes without a settle: the addresses as they are now decide about the calls. */
+        g_free(p->local_addresses);
+        p->local_addresses = local_addresses();
         if (p->reconnect_source) {
                 /* Waiting out a back-off: the reason to wait may be gone, try now. */
                 log_info("Network changed (%s): reconnecting now.", why);
@@ -371,8 +376,10 @@ void phone_network_changed(Phone *p, const char *why) {
         for (GList *l = p->calls; l; l = l->next) {
                 Call *c = l->data;
 
-                if (!call_media_addresses_gone(c, p->local_addresses) || call_renew_media(c, why) < 0)
+                if (!call_media_addresses_gone(c, p->local_addresses))
                         (void) call_ice_restart(c, why);
+                else if (call_renew_media(c, why) == -EBUSY)
+                        log_debug("Call %u: a media renewal is on its way already.", c->id);
         }
 }
 

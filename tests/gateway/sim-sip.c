@@ -730,12 +730,13 @@ static void call_renewal_answer_ready(Call *c, const char *sdp, int error, const
         c->direction = media_direction_mirror(c->remote_direction ?: "sendrecv");
         contact = call_contact_header(c, conn);
         sim_respond(c->sim, conn, req, 200, c->local_tag, contact, c->local_sdp, c->number);
-        if (c->media_block == MEDIA_BLOCK_UNTIL_RENEWAL)
+        /* The block went with the old media, but for one until off=1 (a far end gone for good). */
+        if (c->media_block != MEDIA_BLOCK_UNTIL_OFF)
                 (void) call_media_unblock(c, "media-renewal", NULL, NULL);
         media_free(c->media);
         c->media = TAKE_PTR(c->pending_media);
         /* A block until off=1 (a far end gone for good) holds for the new media too. */
-        if (c->media_block != MEDIA_BLOCK_OFF && media_set_blocked(c->media, true) < 0)
+        if (c->media_block == MEDIA_BLOCK_UNTIL_OFF && media_set_blocked(c->media, true) < 0)
                 log_warning("Call %s: cannot block the renewed media.", c->call_id);
         c->n_renewals++;
         log_info("Call %s: media renewed (new DTLS session and candidates from the client).", c->call_id);
@@ -773,7 +774,6 @@ static bool sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
          * A new answerer for the offer, as for an initial INVITE; the 200 goes when its answer
          * is gathered (call_renewal_answer_ready()). */
         if (offer_dir && c->media && media_offer_is_new_session(c->media, m->body)) {
-                c->remote_direction = offer_dir;
                 r = media_new_answer(m->body, c->mode, c->codec, TONE_HZ, c->sim->ice_address, &call_media_callbacks,
                                      c, &c->pending_media);
                 if (r < 0) {
@@ -782,6 +782,7 @@ static bool sip_handle_reinvite(Conn *conn, SipMsg *m, Call *c) {
                         return false;
                 }
                 sim_respond(conn->sim, conn, m, 100, NULL, NULL, NULL, c->number);
+                c->remote_direction = offer_dir;
                 c->renewal_reinvite = m;
                 c->renewal_conn = conn->id;
                 return true;
