@@ -76,6 +76,19 @@ static int ice_agent_stream(GstElement *webrtcbin, NiceAgent **ret_agent, guint 
         return 0;
 }
 
+char *ice_selected_local_address(GstElement *webrtcbin) {
+        g_autoptr(NiceAgent) agent = NULL;
+        NiceCandidate *local = NULL, *remote = NULL;
+        char text[NICE_ADDRESS_STRING_LEN];
+        guint stream;
+
+        if (ice_agent_stream(webrtcbin, &agent, &stream) < 0 ||
+            !nice_agent_get_selected_pair(agent, stream, 1, &local, &remote) || !local)
+                return NULL;
+        nice_address_to_string(&local->addr, text);
+        return g_strdup(text);
+}
+
 static char *random_ice_chars(size_t n) {
         static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         char *s = g_malloc(n + 1);

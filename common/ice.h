@@ -19,6 +19,10 @@ int ice_restrict_webrtcbin(GstElement *webrtcbin, const char *const *addresses, 
  * Returns 0 or a negative errno (-ENOTSUP: no libnice agent or stream). */
 int ice_restart_local(GstElement *webrtcbin, char **ret_ufrag, char **ret_pwd);
 
+/* The local address of the candidate pair ICE selected (the media flows from there), or NULL
+ * while there is none. */
+char *ice_selected_local_address(GstElement *webrtcbin);
+
 /* The peer's side of a restart: its a=ice-ufrag/a=ice-pwd and a=candidate lines from an SDP
  * (session or first media level) go straight to libnice, which starts checking. Returns the
  * number of candidates set, or a negative errno (-EBADMSG: no credentials in the SDP). */

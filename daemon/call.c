@@ -1526,17 +1526,33 @@ static void call_handle_incoming_refer(Call *c, const SipMessage *m) {
                                        "SIP/2.0 603 Decline", NULL));
 }
 
+/* Whether "iface/address" for this address is in the phone's list "iface/address ...". */
+static bool address_listed(const char *local_addresses, const char *address) {
+        g_autofree char *needle = g_strdup_printf("/%s", address);
+
+        for (const char *p = strstr(local_addresses, needle); p; p = strstr(p + 1, needle)) {
+                char end = p[strlen(needle)];
+                if (end == ' ' || end == '\0')
+                        return true;
+        }
+        return false;
+}
+
 bool call_media_addresses_gone(const Call *c, const char *local_addresses) {
         const char *sdp = c->media ? media_get_local_sdp(c->media) : NULL;
+        g_autofree char *selected = NULL;
         g_auto(GStrv) lines = NULL;
         bool any = false;
 
         if (!sdp || !local_addresses)
                 return false;
+        /* The address the media flows from decides, whatever else is left (docker0, a VPN). */
+        selected = media_selected_local_address(c->media);
+        if (selected)
+                return !address_listed(local_addresses, selected);
         lines = g_strsplit(sdp, "\n", -1);
         for (char **l = lines; *l; l++) {
                 g_auto(GStrv) f = NULL;
-                g_autofree char *needle = NULL;
 
                 /* a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host;
                  * UDP only: what the media flows on (an active TCP candidate binds nothing). */
@@ -1546,13 +1562,8 @@ bool call_media_addresses_gone(const Call *c, const char *local_addresses) {
                 if (g_strv_length(f) < 6 || g_ascii_strcasecmp(f[2], "UDP") != 0)
                         continue;
                 any = true;
-                /* local_addresses: "iface/address iface/address ..." */
-                needle = g_strdup_printf("/%s", f[4]);
-                for (const char *p = strstr(local_addresses, needle); p; p = strstr(p + 1, needle)) {
-                        char end = p[strlen(needle)];
-                        if (end == ' ' || end == '\0')
-                                return false; /* one of its addresses is still there */
-                }
+                if (address_listed(local_addresses, f[4]))
+                        return false; /* one of its addresses is still there */
         }
         return any;
 }

@@ -2290,6 +2290,11 @@ int media_ice_restart(Media *m) {
         return 0;
 }
 
+char *media_selected_local_address(Media *m) {
+        assert(m);
+        return m->webrtcbin ? ice_selected_local_address(m->webrtcbin) : NULL;
+}
+
 int media_continue_session(Media *m, const Media *previous) {
         GstSDPMessage *prev = NULL, *msg = NULL;
         const GstSDPOrigin *po, *o;

@@ -102,6 +102,8 @@ int media_ice_restart(Media *m);
 /* A new Media taking over a call (media renewal): its local description continues the previous
  * one's SDP session (RFC 3264 §8: same o= session id, a higher version). */
 int media_continue_session(Media *m, const Media *previous);
+/* The local address the media flows from (ICE's selected pair), or NULL before there is one. */
+char *media_selected_local_address(Media *m);
 /* Whether a renewal's answer comes with another DTLS association (RFC 8842 a=tls-id) than the
  * far end's description m has; true when the answer carries no tls-id (nothing to tell). */
 bool media_answer_is_new_association(Media *m, const char *answer_sdp);
