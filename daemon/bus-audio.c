@@ -40,7 +40,7 @@ static int property_get_outputs(sd_bus *bus, const char *path, const char *inter
         return append_devices(reply, ctx->phone->devices, AUDIO_CLASS_SINK);
 }
 
-/* The three choices of the interface: property, setter, and words for messages. */
+/* The three choices of the interface: property, setter, and the kind of device (for messages). */
 typedef enum AudioChoice {
         CHOICE_INPUT,
         CHOICE_OUTPUT,
@@ -49,16 +49,14 @@ typedef enum AudioChoice {
 } AudioChoice;
 
 static const struct {
-        const char *property, *method, *device, *list;
+        const char *property, *method;
+        CallDevice kind;
         int (*set)(Phone *p, const char *node);
         size_t config_offset;
 } audio_choices[_CHOICE_MAX] = {
-        [CHOICE_INPUT] = { "Input", "SetInput", "microphone", "Inputs", phone_set_input,
-                           offsetof(Config, input) },
-        [CHOICE_OUTPUT] = { "Output", "SetOutput", "speaker", "Outputs", phone_set_output,
-                            offsetof(Config, output) },
-        [CHOICE_RINGER] = { "Ringer", "SetRinger", "speaker", "Outputs", phone_set_ringer,
-                            offsetof(Config, ringer) },
+        [CHOICE_INPUT] = { "Input", "SetInput", CALL_DEVICE_INPUT, phone_set_input, offsetof(Config, input) },
+        [CHOICE_OUTPUT] = { "Output", "SetOutput", CALL_DEVICE_OUTPUT, phone_set_output, offsetof(Config, output) },
+        [CHOICE_RINGER] = { "Ringer", "SetRinger", CALL_DEVICE_OUTPUT, phone_set_ringer, offsetof(Config, ringer) },
 };
 
 static AudioChoice choice_from_property(const char *property) {
@@ -98,9 +96,11 @@ static int method_set_choice(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
         r = audio_choices[c].set(ctx->phone, node);
-        if (r < 0)
-                return bus_error_set_errno(error, r, "No %s named '%s' (see the %s property).", audio_choices[c].device,
-                                           node, audio_choices[c].list);
+        if (r < 0) {
+                g_autofree char *message = phone_device_missing_message(audio_choices[c].kind, node);
+
+                return bus_error_set_errno(error, r, "%s", message);
+        }
         log_info("%s: %s.", audio_choices[c].property, *node ? node : "the system default");
         props[0] = audio_choices[c].property;
         r = sd_bus_emit_properties_changed_strv(ctx->bus, BUS_PHONE_PATH, BUS_AUDIO_INTERFACE, (char **) props);

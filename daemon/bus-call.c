@@ -289,10 +289,11 @@ static int set_call_device(sd_bus_message *m, Call *c, CallDevice d, sd_bus_erro
         r = sd_bus_message_read(m, "s", &node);
         if (r < 0)
                 return r;
-        if (!c->phone || !phone_has_device(c->phone, d, node))
-                return sd_bus_error_setf(error, BUS_ERROR_NO_DEVICE, "No %s named '%s' (see the %s property).",
-                                         d == CALL_DEVICE_INPUT ? "microphone" : "speaker", node,
-                                         d == CALL_DEVICE_INPUT ? "Inputs" : "Outputs");
+        if (!c->phone || !phone_has_device(c->phone, d, node)) {
+                g_autofree char *message = phone_device_missing_message(d, node);
+
+                return sd_bus_error_set(error, BUS_ERROR_NO_DEVICE, message);
+        }
         r = call_set_device(c, d, node);
         if (r < 0)
                 return reply_call_error(c, error, r, d == CALL_DEVICE_INPUT ? "set the microphone of" : "set the speaker of");

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "media.h"
 #include "pw-audio.h"
+#include "sdp.h"
 
 /* Pipeline (platform-notes §1–§3):
  *
@@ -2297,8 +2298,7 @@ char *media_selected_local_address(Media *m) {
 
 int media_continue_session(Media *m, const Media *previous) {
         GstSDPMessage *prev = NULL, *msg = NULL;
-        const GstSDPOrigin *po, *o;
-        g_autofree char *version = NULL;
+        const GstSDPOrigin *po;
         int r = -EINVAL;
 
         assert(m);
@@ -2309,20 +2309,11 @@ int media_continue_session(Media *m, const Media *previous) {
             gst_sdp_message_new_from_text(m->local_sdp, &msg) != GST_SDP_OK)
                 goto out;
         po = gst_sdp_message_get_origin(prev);
-        o = gst_sdp_message_get_origin(msg);
-        if (!po || !po->sess_id || !po->sess_version || !o)
+        if (!po || !po->sess_id || !po->sess_version || !gst_sdp_message_get_origin(msg))
                 goto out;
         /* + 1 here and + 1 when the re-INVITE is written (sdp_with_direction()): one above the
          * previous description's re-INVITEs, which went out at its version + 1. */
-        version = g_strdup_printf("%" G_GUINT64_FORMAT, g_ascii_strtoull(po->sess_version, NULL, 10) + 1);
-        {
-                /* set_origin frees the old strings first: copy them before. */
-                g_autofree char *user = g_strdup(o->username ?: "-"), *id = g_strdup(po->sess_id);
-                g_autofree char *net = g_strdup(o->nettype ?: "IN"), *addrtype = g_strdup(o->addrtype ?: "IP4");
-                g_autofree char *addr = g_strdup(o->addr ?: "0.0.0.0");
-
-                gst_sdp_message_set_origin(msg, user, id, version, net, addrtype, addr);
-        }
+        sdp_set_origin_session(msg, po->sess_id, g_ascii_strtoull(po->sess_version, NULL, 10) + 1);
         g_free(m->local_sdp);
         m->local_sdp = gst_sdp_message_as_text(msg);
         r = 0;

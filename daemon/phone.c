@@ -310,6 +310,11 @@ bool phone_has_device(Phone *p, CallDevice d, const char *node) {
                audio_devices_has(p->devices, d == CALL_DEVICE_INPUT ? AUDIO_CLASS_SOURCE : AUDIO_CLASS_SINK, node);
 }
 
+char *phone_device_missing_message(CallDevice d, const char *node) {
+        return g_strdup_printf("No %s named '%s' (see the %s property).", d == CALL_DEVICE_INPUT ? "microphone" : "speaker",
+                               node, d == CALL_DEVICE_INPUT ? "Inputs" : "Outputs");
+}
+
 static int phone_set_device(Phone *p, char **field, CallDevice d, const char *node) {
         if (!phone_has_device(p, d, node))
                 return -ENODEV;
@@ -355,12 +360,12 @@ void phone_notify_audio_device(Phone *p, Call *c, const char *kind, const char *
 
 static char *local_addresses(void);
 
-void phone_network_changed(Phone *p, const char *why) {
+/* addresses: the local addresses now (taken), which decide about the calls' media. */
+static void phone_handle_network_change(Phone *p, char *addresses, const char *why) {
+        g_free(p->local_addresses);
+        p->local_addresses = addresses;
         if (!p->initialized)
                 return;
-        /* Resume comes without a settle: the addresses as they are now decide about the calls. */
-        g_free(p->local_addresses);
-        p->local_addresses = local_addresses();
         if (p->reconnect_source) {
                 /* Waiting out a back-off: the reason to wait may be gone, try now. */
                 log_info("Network changed (%s): reconnecting now.", why);
@@ -381,6 +386,11 @@ void phone_network_changed(Phone *p, const char *why) {
                 else if (call_renew_media(c, why) == -EBUSY)
                         log_debug("Call %u: a media renewal is on its way already.", c->id);
         }
+}
+
+void phone_network_changed(Phone *p, const char *why) {
+        /* Resume comes without a settle: the addresses as they are now. */
+        phone_handle_network_change(p, local_addresses(), why);
 }
 
 static int compare_strings(const void *a, const void *b) {
@@ -424,9 +434,7 @@ static gboolean on_network_settled(gpointer userdata) {
         if (g_strcmp0(addresses, p->local_addresses) == 0)
                 return G_SOURCE_REMOVE;
         log_debug("Local addresses now: %s", addresses);
-        g_free(p->local_addresses);
-        p->local_addresses = TAKE_PTR(addresses);
-        phone_network_changed(p, "network changed");
+        phone_handle_network_change(p, TAKE_PTR(addresses), "network changed");
         return G_SOURCE_REMOVE;
 }
 
@@ -689,9 +697,7 @@ int phone_dial(Phone *p, const char *number, const CallOptions *options, PhoneDi
                 const char *node = dev == CALL_DEVICE_INPUT ? options->input : options->output;
 
                 if (!phone_has_device(p, dev, node)) {
-                        *ret_message = g_strdup_printf("No %s named '%s' (see the %s property).",
-                                                       dev == CALL_DEVICE_INPUT ? "microphone" : "speaker", node,
-                                                       dev == CALL_DEVICE_INPUT ? "Inputs" : "Outputs");
+                        *ret_message = phone_device_missing_message(dev, node);
                         return -ENODEV;
                 }
         }

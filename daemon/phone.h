@@ -131,6 +131,9 @@ int phone_set_ringer(Phone *p, const char *node);
 void phone_update_tones(Phone *p);
 /* Whether a node of the device kind is there now ("" and NULL, the system default, always are). */
 bool phone_has_device(Phone *p, CallDevice d, const char *node);
+/* The one message for a device name that is not there: "No microphone named 'x' (see the
+ * Inputs property)." */
+char *phone_device_missing_message(CallDevice d, const char *node);
 void phone_notify_audio_device(Phone *p, Call *c, const char *kind, const char *node, const char *reason);
 void phone_notify_dtmf(Phone *p, Call *c, char digit);
 void phone_notify_transfer_requested(Phone *p, Call *c, const char *target);

@@ -115,11 +115,23 @@ static GstSDPResult message_attr_remove(void *m, guint i) {
         return gst_sdp_message_remove_attribute(m, i);
 }
 
+void sdp_set_origin_session(GstSDPMessage *msg, const char *sess_id, uint64_t version) {
+        const GstSDPOrigin *o = gst_sdp_message_get_origin(msg);
+        /* set_origin frees the old strings first: copy them before. */
+        g_autofree char *user = g_strdup(o && o->username ? o->username : "-");
+        g_autofree char *id = g_strdup(sess_id ? sess_id : o && o->sess_id ? o->sess_id : "0");
+        g_autofree char *net = g_strdup(o && o->nettype ? o->nettype : "IN");
+        g_autofree char *addrtype = g_strdup(o && o->addrtype ? o->addrtype : "IP4");
+        g_autofree char *addr = g_strdup(o && o->addr ? o->addr : "0.0.0.0");
+        g_autofree char *v = g_strdup_printf("%" PRIu64, version);
+
+        gst_sdp_message_set_origin(msg, user, id, v, net, addrtype, addr);
+}
+
 char *sdp_with_direction(const char *sdp, SdpDirection d) {
         GstSDPMessage *msg;
         GstSDPMedia *audio;
         const GstSDPOrigin *o;
-        g_autofree char *version = NULL;
         char *text;
 
         if (parse(sdp, &msg, &audio) < 0 || d < 0 || d >= _SDP_DIRECTION_MAX)
@@ -130,18 +142,8 @@ char *sdp_with_direction(const char *sdp, SdpDirection d) {
 
         /* RFC 3264 §8: a modified offer carries a session version one higher. */
         o = gst_sdp_message_get_origin(msg);
-        if (o && o->sess_version) {
-                /* set_origin frees the old strings first: copy them before. */
-                g_autofree char *user = g_strdup(o->username ? o->username : "-");
-                g_autofree char *id = g_strdup(o->sess_id ? o->sess_id : "0");
-                g_autofree char *net = g_strdup(o->nettype ? o->nettype : "IN");
-                g_autofree char *addrtype = g_strdup(o->addrtype ? o->addrtype : "IP4");
-                g_autofree char *addr = g_strdup(o->addr ? o->addr : "0.0.0.0");
-                guint64 v = g_ascii_strtoull(o->sess_version, NULL, 10);
-
-                version = g_strdup_printf("%" G_GUINT64_FORMAT, v + 1);
-                gst_sdp_message_set_origin(msg, user, id, version, net, addrtype, addr);
-        }
+        if (o && o->sess_version)
+                sdp_set_origin_session(msg, NULL, g_ascii_strtoull(o->sess_version, NULL, 10) + 1);
         text = gst_sdp_message_as_text(msg);
         gst_sdp_message_free(msg);
         return text;

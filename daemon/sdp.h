@@ -2,6 +2,9 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
+
+#include <gst/sdp/sdp.h>
 
 /* SDP edits for hold on the SIP side (reference/gateway-protocol.md §6): the WebRTC session is
  * not renegotiated, only the direction attribute of the audio section changes and the o= line's
@@ -30,3 +33,6 @@ SdpDirection sdp_direction_answer(SdpDirection offered);
 /* Returns a copy of sdp with the audio section's direction set to d (session-level direction
  * attributes removed) and the o= session version incremented; NULL if sdp is not SDP. */
 char *sdp_with_direction(const char *sdp, SdpDirection d);
+
+/* Sets the o= line's session id (NULL: keep it) and version, keeping the rest. */
+void sdp_set_origin_session(GstSDPMessage *msg, const char *sess_id, uint64_t version);
